@@ -1,0 +1,498 @@
+/* This file implements the pooling kernels: MaxPool (with its optional
+ * Indices output), AveragePool, GlobalMaxPool, GlobalAveragePool and LRN.
+ *
+ * The windowed pools share one geometry (pool_geom) used both by shape
+ * inference and by the kernels, so the two can never disagree.  Spatial
+ * ranks 1 to 3 are handled by padding the geometry to three dimensions with
+ * leading size-1 axes: one triple loop serves 1-D, 2-D and 3-D pooling.
+ * Work is split over the N*C planes, which are independent. */
+#include <float.h>
+#include <math.h>
+#include <string.h>
+#include "ops.h"
+
+#define POOL_MAX_SPATIAL 3
+
+/* Window geometry of a pool over N*C planes, padded to 3 spatial axes. */
+typedef struct {
+    int k;                    /* real spatial rank */
+    int64_t planes;           /* N*C, -1 if unknown */
+    int64_t in[3], out[3];    /* spatial sizes; out -1 when in is unknown */
+    int64_t ker[3], str[3], dil[3], pb[3], pe[3];
+} pool_geom;
+
+/* Reads an optional int list attribute of exactly `want` entries into v,
+ * or fills v with `def` when absent. */
+static int read_ints(op_ctx *c, const char *name, int want, int64_t def, int64_t *v)
+{
+    const int64_t *a;
+    int n = node_attr_ints(c->node, name, &a);
+    if (n < 0) {
+        for (int i = 0; i < want; i++) v[i] = def;
+        return QK_OK;
+    }
+    if (n != want)
+        return op_fail(c, QK_EINVAL, "attribute '%s' has %d values, expected %d", name, n, want);
+    for (int i = 0; i < n; i++) v[i] = a[i];
+    return QK_OK;
+}
+
+/* Output size of one axis; the ceil_mode rule drops a last window that would
+ * start inside the end padding, as the spec (and ORT, PyTorch) do. */
+static int64_t out_size(int64_t in, int64_t dk, int64_t s, int64_t pb, int64_t pe, int ceil_mode)
+{
+    int64_t num = in + pb + pe - dk;
+    if (num < 0) return -1;
+    int64_t o = (ceil_mode ? (num + s - 1) / s : num / s) + 1;
+    if (ceil_mode && (o - 1) * s >= in + pb) o--;
+    return o;
+}
+
+/* Fills g from x's shape and the node's attributes.  Unknown spatial input
+ * sizes give unknown output sizes; the kernels only run with known shapes. */
+static int pool_geom_make(op_ctx *c, const xt *x, pool_geom *g)
+{
+    if (x->rank < 3)
+        return op_fail(c, QK_EINVAL, "input must have rank >= 3 (N, C, spatial...), got %d", x->rank);
+    int k = x->rank - 2;
+    if (k > POOL_MAX_SPATIAL)
+        return op_fail(c, QK_ENOTSUP, "%d spatial dimensions (at most %d supported)", k, POOL_MAX_SPATIAL);
+    int64_t ker[3], str[3], dil[3], pads[6];
+    const int64_t *ks;
+    int nk = node_attr_ints(c->node, "kernel_shape", &ks);
+    if (nk < 0) return op_fail(c, QK_EINVAL, "missing attribute 'kernel_shape'");
+    if (nk != k)
+        return op_fail(c, QK_EINVAL, "kernel_shape has %d values for %d spatial dimensions", nk, k);
+    for (int i = 0; i < k; i++) ker[i] = ks[i];
+    int rc;
+    if ((rc = read_ints(c, "strides", k, 1, str)) ||
+        (rc = read_ints(c, "dilations", k, 1, dil)) ||
+        (rc = read_ints(c, "pads", 2 * k, 0, pads)))
+        return rc;
+    int ceil_mode = (int)node_attr_int(c->node, "ceil_mode", 0);
+    const char *ap = node_attr_str(c->node, "auto_pad", "NOTSET");
+    int same = 0, valid = 0, lower = 0;
+    if (!strcmp(ap, "SAME_UPPER")) same = 1;
+    else if (!strcmp(ap, "SAME_LOWER")) same = lower = 1;
+    else if (!strcmp(ap, "VALID")) valid = 1;
+    else if (strcmp(ap, "NOTSET") && ap[0])
+        return op_fail(c, QK_EINVAL, "unknown auto_pad '%s'", ap);
+
+    g->k = k;
+    g->planes = (x->dims[0] < 0 || x->dims[1] < 0) ? -1 : x->dims[0] * x->dims[1];
+    int off = POOL_MAX_SPATIAL - k;
+    for (int i = 0; i < POOL_MAX_SPATIAL; i++) {
+        g->in[i] = g->out[i] = g->ker[i] = g->str[i] = g->dil[i] = 1;
+        g->pb[i] = g->pe[i] = 0;
+    }
+    for (int i = 0; i < k; i++) {
+        int j = off + i;
+        if (ker[i] < 1 || str[i] < 1 || dil[i] < 1)
+            return op_fail(c, QK_EINVAL, "kernel_shape, strides and dilations must be positive");
+        if (!same && !valid && (pads[i] < 0 || pads[k + i] < 0))
+            return op_fail(c, QK_EINVAL, "negative pads");
+        int64_t in = x->dims[2 + i], dk = (ker[i] - 1) * dil[i] + 1;
+        g->ker[j] = ker[i];
+        g->str[j] = str[i];
+        g->dil[j] = dil[i];
+        g->in[j] = in;
+        if (same) {
+            if (in < 0) {
+                g->out[j] = -1;
+                continue;
+            }
+            int64_t o = (in + str[i] - 1) / str[i];
+            int64_t total = (o - 1) * str[i] + dk - in;
+            if (total < 0) total = 0;
+            g->pb[j] = lower ? (total + 1) / 2 : total / 2;
+            g->pe[j] = total - g->pb[j];
+            g->out[j] = o;
+            continue;
+        }
+        if (!valid) {
+            g->pb[j] = pads[i];
+            g->pe[j] = pads[k + i];
+        }
+        if (in < 0) {
+            g->out[j] = -1;
+            continue;
+        }
+        g->out[j] = out_size(in, dk, str[i], g->pb[j], g->pe[j], ceil_mode && !valid);
+        if (g->out[j] < 1)
+            return op_fail(c, QK_EINVAL, "window (kernel %lld, dilation %lld) larger than padded input %lld on spatial axis %d",
+                           (long long)ker[i], (long long)dil[i], (long long)(in + g->pb[j] + g->pe[j]), i);
+    }
+    return QK_OK;
+}
+
+static void geom_out_shape(const pool_geom *g, const xt *x, xt *y, int dtype)
+{
+    y->dtype = dtype;
+    y->rank = x->rank;
+    y->dims[0] = x->dims[0];
+    y->dims[1] = x->dims[1];
+    for (int i = 0; i < g->k; i++) y->dims[2 + i] = g->out[POOL_MAX_SPATIAL - g->k + i];
+}
+
+/* Range [lo, hi) of kernel taps along one axis that land inside the input,
+ * for output position o. */
+static inline void taps(const pool_geom *g, int a, int64_t o, int64_t *start, int64_t *lo, int64_t *hi)
+{
+    int64_t s = o * g->str[a] - g->pb[a], d = g->dil[a];
+    int64_t l = 0, h = g->ker[a];
+    if (s < 0) l = (-s + d - 1) / d;
+    int64_t last = g->in[a] - 1 - s;       /* largest offset still inside */
+    if (last < 0) h = 0;
+    else if (last / d + 1 < h) h = last / d + 1;
+    if (l > h) l = h;
+    *start = s;
+    *lo = l;
+    *hi = h;
+}
+
+/* ---------------------------------------------------------------- MaxPool */
+
+typedef struct {
+    const pool_geom *g;
+    const void *x;
+    void *y;
+    int64_t *ind;             /* NULL when Indices is not wanted */
+    int64_t ist[3];           /* index strides (row- or column-major) */
+    int dtype;
+} maxpool_job;
+
+/* One MaxPool plane loop per element type; ties keep the first maximum, as
+ * numpy's argmax does for the reference outputs. */
+#define MAXPOOL_FN(NAME, T, LOWEST)                                                      \
+    static void NAME(void *arg, int64_t p0, int64_t p1, int tid)                         \
+    {                                                                                    \
+        (void)tid;                                                                       \
+        const maxpool_job *j = arg;                                                      \
+        const pool_geom *g = j->g;                                                       \
+        int64_t isz = g->in[0] * g->in[1] * g->in[2];                                    \
+        int64_t osz = g->out[0] * g->out[1] * g->out[2];                                 \
+        for (int64_t p = p0; p < p1; p++) {                                              \
+            const T *x = (const T *)j->x + p * isz;                                      \
+            T *y = (T *)j->y + p * osz;                                                  \
+            int64_t *ind = j->ind ? j->ind + p * osz : NULL;                             \
+            for (int64_t od = 0; od < g->out[0]; od++) {                                 \
+                int64_t sd, dl, dh;                                                      \
+                taps(g, 0, od, &sd, &dl, &dh);                                           \
+                for (int64_t oh = 0; oh < g->out[1]; oh++) {                             \
+                    int64_t sh, hl, hh;                                                  \
+                    taps(g, 1, oh, &sh, &hl, &hh);                                       \
+                    for (int64_t ow = 0; ow < g->out[2]; ow++) {                         \
+                        int64_t sw, wl, wh;                                              \
+                        taps(g, 2, ow, &sw, &wl, &wh);                                   \
+                        T best = LOWEST;                                                 \
+                        int64_t bd = -1, bh = -1, bw = -1;                               \
+                        for (int64_t kd = dl; kd < dh; kd++) {                           \
+                            int64_t id = sd + kd * g->dil[0];                            \
+                            for (int64_t kh = hl; kh < hh; kh++) {                       \
+                                int64_t ih = sh + kh * g->dil[1];                        \
+                                const T *row = x + (id * g->in[1] + ih) * g->in[2];      \
+                                for (int64_t kw = wl; kw < wh; kw++) {                   \
+                                    int64_t iw = sw + kw * g->dil[2];                    \
+                                    if (row[iw] > best || bd < 0) {                      \
+                                        best = row[iw];                                  \
+                                        bd = id, bh = ih, bw = iw;                       \
+                                    }                                                    \
+                                }                                                        \
+                            }                                                            \
+                        }                                                                \
+                        *y++ = best;                                                     \
+                        if (ind)                                                         \
+                            *ind++ = bd < 0 ? -1 : p * isz + bd * j->ist[0] +            \
+                                                       bh * j->ist[1] + bw * j->ist[2];  \
+                    }                                                                    \
+                }                                                                        \
+            }                                                                            \
+        }                                                                                \
+    }
+
+MAXPOOL_FN(maxpool_f32, float, -INFINITY)
+MAXPOOL_FN(maxpool_f64, double, -INFINITY)
+MAXPOOL_FN(maxpool_u8, uint8_t, 0)
+MAXPOOL_FN(maxpool_i8, int8_t, INT8_MIN)
+
+static tp_fn maxpool_fn(int dtype)
+{
+    switch (dtype) {
+    case DT_FLOAT: return maxpool_f32;
+    case DT_DOUBLE: return maxpool_f64;
+    case DT_UINT8: return maxpool_u8;
+    case DT_INT8: return maxpool_i8;
+    default: return NULL;
+    }
+}
+
+/* Planes per task: enough window work per task to amortize the dispatch. */
+static int64_t plane_grain(const pool_geom *g)
+{
+    int64_t work = g->out[0] * g->out[1] * g->out[2] * g->ker[0] * g->ker[1] * g->ker[2];
+    int64_t grain = work > 0 ? 65536 / work : 1;
+    return grain < 1 ? 1 : grain;
+}
+
+static int maxpool_infer(op_ctx *c)
+{
+    const xt *x = c->in[0];
+    if (x->rank < 0) return QK_UNKNOWN;
+    if (!maxpool_fn(x->dtype))
+        return op_fail(c, QK_ENOTSUP, "input type %s (float, double, int8, uint8 supported)", dtype_name(x->dtype));
+    if (node_attr_int(c->node, "storage_order", 0) & ~1LL)
+        return op_fail(c, QK_EINVAL, "storage_order must be 0 or 1");
+    pool_geom g;
+    int rc = pool_geom_make(c, x, &g);
+    if (rc) return rc;
+    geom_out_shape(&g, x, c->out[0], x->dtype);
+    if (c->n_out > 1 && c->out[1]) geom_out_shape(&g, x, c->out[1], DT_INT64);
+    return QK_OK;
+}
+
+static int maxpool_run(op_ctx *c)
+{
+    const xt *x = c->in[0];
+    pool_geom g;
+    int rc = pool_geom_make(c, x, &g);
+    if (rc) return rc;
+    maxpool_job j = {.g = &g, .x = x->data, .y = c->out[0]->data, .dtype = x->dtype};
+    if (c->n_out > 1 && c->out[1]) {
+        j.ind = c->out[1]->data;
+        /* Indices flatten the whole input; storage_order 1 means the spatial
+         * part is flattened column-major (first spatial axis fastest). */
+        int off = POOL_MAX_SPATIAL - g.k;
+        int64_t s = 1;
+        j.ist[0] = j.ist[1] = j.ist[2] = 0;
+        if (node_attr_int(c->node, "storage_order", 0)) {
+            for (int a = off; a < POOL_MAX_SPATIAL; a++) { j.ist[a] = s; s *= g.in[a]; }
+        } else {
+            for (int a = POOL_MAX_SPATIAL - 1; a >= off; a--) { j.ist[a] = s; s *= g.in[a]; }
+        }
+    }
+    tp_parallel_for(c->pool, g.planes, plane_grain(&g), maxpool_fn(x->dtype), &j);
+    return QK_OK;
+}
+
+/* ------------------------------------------------------------ AveragePool */
+
+typedef struct {
+    const pool_geom *g;
+    const void *x;
+    void *y;
+    int include_pad;
+} avgpool_job;
+
+/* Number of taps of one axis inside the padded extent [-pb, in + pe): the
+ * divisor for count_include_pad, which never counts taps past the end
+ * padding (ceil_mode can put them there). */
+static int64_t padded_taps(const pool_geom *g, int a, int64_t o)
+{
+    int64_t s = o * g->str[a] - g->pb[a], n = 0;
+    for (int64_t k = 0; k < g->ker[a]; k++) {
+        int64_t i = s + k * g->dil[a];
+        if (i >= -g->pb[a] && i < g->in[a] + g->pe[a]) n++;
+    }
+    return n;
+}
+
+#define AVGPOOL_FN(NAME, T)                                                              \
+    static void NAME(void *arg, int64_t p0, int64_t p1, int tid)                         \
+    {                                                                                    \
+        (void)tid;                                                                       \
+        const avgpool_job *j = arg;                                                      \
+        const pool_geom *g = j->g;                                                       \
+        int64_t isz = g->in[0] * g->in[1] * g->in[2];                                    \
+        int64_t osz = g->out[0] * g->out[1] * g->out[2];                                 \
+        for (int64_t p = p0; p < p1; p++) {                                              \
+            const T *x = (const T *)j->x + p * isz;                                      \
+            T *y = (T *)j->y + p * osz;                                                  \
+            for (int64_t od = 0; od < g->out[0]; od++) {                                 \
+                int64_t sd, dl, dh;                                                      \
+                taps(g, 0, od, &sd, &dl, &dh);                                           \
+                int64_t cd = j->include_pad ? padded_taps(g, 0, od) : dh - dl;           \
+                for (int64_t oh = 0; oh < g->out[1]; oh++) {                             \
+                    int64_t sh, hl, hh;                                                  \
+                    taps(g, 1, oh, &sh, &hl, &hh);                                       \
+                    int64_t ch = j->include_pad ? padded_taps(g, 1, oh) : hh - hl;       \
+                    for (int64_t ow = 0; ow < g->out[2]; ow++) {                         \
+                        int64_t sw, wl, wh;                                              \
+                        taps(g, 2, ow, &sw, &wl, &wh);                                   \
+                        int64_t cw = j->include_pad ? padded_taps(g, 2, ow) : wh - wl;   \
+                        double sum = 0;                                                  \
+                        for (int64_t kd = dl; kd < dh; kd++) {                           \
+                            int64_t id = sd + kd * g->dil[0];                            \
+                            for (int64_t kh = hl; kh < hh; kh++) {                       \
+                                int64_t ih = sh + kh * g->dil[1];                        \
+                                const T *row = x + (id * g->in[1] + ih) * g->in[2];      \
+                                for (int64_t kw = wl; kw < wh; kw++)                     \
+                                    sum += row[sw + kw * g->dil[2]];                     \
+                            }                                                            \
+                        }                                                                \
+                        int64_t cnt = cd * ch * cw;                                      \
+                        *y++ = (T)(cnt > 0 ? sum / (double)cnt : 0.0);                   \
+                    }                                                                    \
+                }                                                                        \
+            }                                                                            \
+        }                                                                                \
+    }
+
+AVGPOOL_FN(avgpool_f32, float)
+AVGPOOL_FN(avgpool_f64, double)
+
+static int avgpool_infer(op_ctx *c)
+{
+    const xt *x = c->in[0];
+    if (x->rank < 0) return QK_UNKNOWN;
+    if (x->dtype != DT_FLOAT && x->dtype != DT_DOUBLE)
+        return op_fail(c, QK_ENOTSUP, "input type %s (float, double supported)", dtype_name(x->dtype));
+    pool_geom g;
+    int rc = pool_geom_make(c, x, &g);
+    if (rc) return rc;
+    geom_out_shape(&g, x, c->out[0], x->dtype);
+    return QK_OK;
+}
+
+static int avgpool_run(op_ctx *c)
+{
+    const xt *x = c->in[0];
+    pool_geom g;
+    int rc = pool_geom_make(c, x, &g);
+    if (rc) return rc;
+    avgpool_job j = {&g, x->data, c->out[0]->data, node_attr_int(c->node, "count_include_pad", 0) != 0};
+    tp_parallel_for(c->pool, g.planes, plane_grain(&g), x->dtype == DT_FLOAT ? avgpool_f32 : avgpool_f64, &j);
+    return QK_OK;
+}
+
+/* ------------------------------------------------------------ Global pools */
+
+typedef struct {
+    const void *x;
+    void *y;
+    int64_t size;             /* elements per plane */
+    int is_max;
+} global_job;
+
+#define GLOBAL_FN(NAME, T)                                                  \
+    static void NAME(void *arg, int64_t p0, int64_t p1, int tid)            \
+    {                                                                       \
+        (void)tid;                                                          \
+        const global_job *j = arg;                                          \
+        for (int64_t p = p0; p < p1; p++) {                                 \
+            const T *x = (const T *)j->x + p * j->size;                     \
+            if (j->is_max) {                                                \
+                T m = j->size ? x[0] : (T)-INFINITY;                        \
+                for (int64_t i = 1; i < j->size; i++)                       \
+                    if (x[i] > m) m = x[i];                                 \
+                ((T *)j->y)[p] = m;                                         \
+            } else {                                                        \
+                double s = 0;                                               \
+                for (int64_t i = 0; i < j->size; i++) s += x[i];            \
+                ((T *)j->y)[p] = (T)(j->size ? s / (double)j->size : 0.0);  \
+            }                                                               \
+        }                                                                   \
+    }
+
+GLOBAL_FN(global_f32, float)
+GLOBAL_FN(global_f64, double)
+
+static int global_infer(op_ctx *c)
+{
+    const xt *x = c->in[0];
+    if (x->rank < 0) return QK_UNKNOWN;
+    if (x->dtype != DT_FLOAT && x->dtype != DT_DOUBLE)
+        return op_fail(c, QK_ENOTSUP, "input type %s (float, double supported)", dtype_name(x->dtype));
+    if (x->rank < 2)
+        return op_fail(c, QK_EINVAL, "input must have rank >= 2 (N, C, spatial...), got %d", x->rank);
+    xt *y = c->out[0];
+    y->dtype = x->dtype;
+    y->rank = x->rank;
+    for (int i = 0; i < x->rank; i++) y->dims[i] = i < 2 ? x->dims[i] : 1;
+    return QK_OK;
+}
+
+static int global_run(op_ctx *c, int is_max)
+{
+    const xt *x = c->in[0];
+    global_job j = {x->data, c->out[0]->data, 1, is_max};
+    for (int i = 2; i < x->rank; i++) j.size *= x->dims[i];
+    int64_t grain = j.size > 0 ? 65536 / j.size : 1;
+    tp_parallel_for(c->pool, x->dims[0] * x->dims[1], grain < 1 ? 1 : grain,
+                    x->dtype == DT_FLOAT ? global_f32 : global_f64, &j);
+    return QK_OK;
+}
+
+static int globalmax_run(op_ctx *c) { return global_run(c, 1); }
+static int globalavg_run(op_ctx *c) { return global_run(c, 0); }
+
+/* -------------------------------------------------------------------- LRN */
+
+typedef struct {
+    const float *x;
+    float *y;
+    int64_t ch, size;         /* channels, elements per plane */
+    int64_t lo, hi;           /* window: channels c-lo .. c+hi */
+    double bias, alpha_n, beta;
+} lrn_job;
+
+static void lrn_planes(void *arg, int64_t p0, int64_t p1, int tid)
+{
+    (void)tid;
+    const lrn_job *j = arg;
+    for (int64_t p = p0; p < p1; p++) {
+        int64_t n = p / j->ch, ch = p % j->ch;
+        int64_t c0 = ch - j->lo < 0 ? 0 : ch - j->lo;
+        int64_t c1 = ch + j->hi > j->ch - 1 ? j->ch - 1 : ch + j->hi;
+        const float *x = j->x + p * j->size;
+        float *y = j->y + p * j->size;
+        for (int64_t i = 0; i < j->size; i++) {
+            double sq = 0;
+            for (int64_t k = c0; k <= c1; k++) {
+                double v = j->x[(n * j->ch + k) * j->size + i];
+                sq += v * v;
+            }
+            y[i] = (float)(x[i] / pow(j->bias + j->alpha_n * sq, j->beta));
+        }
+    }
+}
+
+static int lrn_infer(op_ctx *c)
+{
+    const xt *x = c->in[0];
+    if (x->rank < 0) return QK_UNKNOWN;
+    if (x->dtype != DT_FLOAT)
+        return op_fail(c, QK_ENOTSUP, "input type %s (float supported)", dtype_name(x->dtype));
+    if (x->rank < 2)
+        return op_fail(c, QK_EINVAL, "input must have rank >= 2 (N, C, ...), got %d", x->rank);
+    if (node_attr_int(c->node, "size", 0) < 1)
+        return op_fail(c, QK_EINVAL, "attribute 'size' missing or not positive");
+    *c->out[0] = (xt){.dtype = x->dtype, .rank = x->rank};
+    memcpy(c->out[0]->dims, x->dims, sizeof x->dims);
+    return QK_OK;
+}
+
+static int lrn_run(op_ctx *c)
+{
+    const xt *x = c->in[0];
+    int64_t size = node_attr_int(c->node, "size", 0);
+    lrn_job j = {
+        .x = x->data, .y = c->out[0]->data, .ch = x->dims[1], .size = 1,
+        .lo = (size - 1) / 2, .hi = size / 2,   /* floor and ceil of (size-1)/2 */
+        .bias = node_attr_float(c->node, "bias", 1.0f),
+        .alpha_n = node_attr_float(c->node, "alpha", 1e-4f) / (double)size,
+        .beta = node_attr_float(c->node, "beta", 0.75f),
+    };
+    for (int i = 2; i < x->rank; i++) j.size *= x->dims[i];
+    int64_t grain = j.size * size > 0 ? 65536 / (j.size * size) : 1;
+    tp_parallel_for(c->pool, x->dims[0] * x->dims[1], grain < 1 ? 1 : grain, lrn_planes, &j);
+    return QK_OK;
+}
+
+const op_def ops_pool[] = {
+    {"MaxPool", maxpool_infer, maxpool_run},
+    {"AveragePool", avgpool_infer, avgpool_run},
+    {"GlobalMaxPool", global_infer, globalmax_run},
+    {"GlobalAveragePool", global_infer, globalavg_run},
+    {"LRN", lrn_infer, lrn_run},
+};
+const int ops_pool_count = sizeof ops_pool / sizeof ops_pool[0];

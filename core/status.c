@@ -1,0 +1,16 @@
+/* This file implements qk_fail (see status.h). */
+#include <stdarg.h>
+#include <stdio.h>
+#include "status.h"
+
+int qk_fail(qk_err *e, int code, const char *fmt, ...)
+{
+    if (e) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+        va_end(ap);
+        e->code = code;
+    }
+    return code;
+}

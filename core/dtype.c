@@ -27,6 +27,7 @@ const char *dtype_name(int dt)
     case 16: return "bfloat16";
     case 14: return "complex64";
     case 15: return "complex128";
+    case DT_NON_TENSOR: return "non-tensor (sequence/map/optional)";
     default: return "unknown-type";
     }
 }

@@ -20,6 +20,7 @@ enum dtype {
     DT_DOUBLE = 11,
     DT_UINT32 = 12,
     DT_UINT64 = 13,
+    DT_NON_TENSOR = 1000,   /* quantkit's marker for sequence/map/optional values */
 };
 
 /* Bytes per element, or 0 for a type the executor cannot hold in memory

@@ -505,7 +505,11 @@ Onnx__TensorProto *ir_encode_tensor(const char *name, const xt *t)
 static int set_declared_type(ir_value *v, const Onnx__ValueInfoProto *vi)
 {
     const Onnx__TypeProto *tp = vi->type;
-    if (!tp || !tp->tensor_type) return 0;
+    if (!tp) return 0;
+    if (tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE) {
+        v->t.dtype = DT_NON_TENSOR;   /* sequence, map, optional: not executable */
+        return 0;
+    }
     const Onnx__TypeProto__Tensor *tt = tp->tensor_type;
     if (tt->has_elem_type) v->t.dtype = tt->elem_type;
     if (tt->shape) {

@@ -14,6 +14,7 @@
  * than the work. */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
@@ -94,6 +95,9 @@ static uint64_t wait_new_gen(threadpool *tp, uint64_t seen)
             int64_t t = now_ns();
             if (!t0) t0 = t;
             else if (t - t0 > SPIN_NS) break;
+            /* With more threads than free cores the thread we wait for may
+             * be the one we keep off its core. */
+            sched_yield();
         }
     }
     pthread_mutex_lock(&tp->mu);
@@ -248,6 +252,7 @@ void tp_parallel_for(threadpool *tp, int64_t n, int64_t grain, tp_fn fn, void *a
         cpu_relax();
         if ((i & 255) == 255) {
             int64_t t = now_ns();
+            sched_yield();
             if (!t0) t0 = t;
             else if (t - t0 > SPIN_NS) {
                 pthread_mutex_lock(&tp->mu);

@@ -31,6 +31,13 @@ static const struct { const char *test; double rtol, atol; const char *why; } lo
     {NULL, 0, 0, NULL},
 };
 
+/* Tests left out on purpose, each with its reason.  Decided by name because
+ * the reason lies in the test's input data, not in the model. */
+static const struct { const char *prefix; const char *why; } excluded[] = {
+    {"test_training_dropout", "training-mode Dropout (random mask; quantkit executes inference only)"},
+    {NULL, NULL},
+};
+
 static char **attempted;
 static int n_attempted;
 
@@ -77,6 +84,12 @@ static void free_list(char **v, int n)
 /* Decides statically whether a test can be attempted; records why not. */
 static int classify(const char *dir)
 {
+    const char *base = strrchr(dir, '/') ? strrchr(dir, '/') + 1 : dir;
+    for (int i = 0; excluded[i].prefix; i++)
+        if (!strncmp(base, excluded[i].prefix, strlen(excluded[i].prefix))) {
+            add_reason(excluded[i].why);
+            return 0;
+        }
     char path[4096];
     snprintf(path, sizeof path, "%s/model.onnx", dir);
     qk_err err = {0};

@@ -106,10 +106,15 @@ class TinyTransformer(nn.Module):
 
 def smooth_images(gen, n):
     """Random images with image-like structure: coarse noise upsampled
-    bilinearly, plus a per-image brightness and contrast."""
+    bilinearly, pixel noise as texture, a per-image brightness and contrast.
+    The texture matters: on very smooth images MobileNet's depthwise
+    channels have a mean much larger than their spread, BatchNorm's
+    subtraction cancels, and float32 round-off is amplified ~3x more
+    (relative error vs float64 1.6e-5 instead of 6e-6), too close to the
+    1e-4 the executor tests allow."""
     coarse = torch.randn(n, 3, 8, 8, generator=gen)
     x = F.interpolate(coarse, size=(IMAGE, IMAGE), mode="bilinear", align_corners=False)
-    x = x + 0.1 * torch.randn(n, 3, IMAGE, IMAGE, generator=gen)
+    x = x + 0.5 * torch.randn(n, 3, IMAGE, IMAGE, generator=gen)
     scale = 0.5 + torch.rand(n, 1, 1, 1, generator=gen)
     shift = 0.5 * torch.randn(n, 1, 1, 1, generator=gen)
     return (x * scale + shift).float()

@@ -47,7 +47,6 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "quantize") || !strcmp(cmd, "plugins") || !strcmp(cmd, "plan"))
         return cli_error("'%s' is not implemented yet in this build", cmd);
-    cli_error("unknown command '%s'", cmd);
-    fputs(usage, stderr);
+    cli_error("unknown command '%s' (see quantkit --help)", cmd);
     return 2;
 }

@@ -53,7 +53,8 @@ function parseArgs(argv) {
   return o;
 }
 
-const fmt = (x) => (Number.isFinite(x) ? x.toPrecision(6) : String(x));
+const fmt = (x) => (!Number.isFinite(x) ? String(x)
+  : x !== 0 && Math.abs(x) < 1e-3 ? x.toExponential(3) : String(Number(x.toPrecision(6))));
 const shapeStr = (d) => `[${d.join(',')}]`;
 
 function relError(a, b) {

@@ -1,0 +1,2 @@
+/* placeholder: the YAML configuration (issue: registry, SDK and YAML) */
+#include "config.h"

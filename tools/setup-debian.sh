@@ -27,6 +27,6 @@ fi
 # only fetches GPU extras, hence --ignore-scripts.
 if [ ! -d "$here/node_modules/onnxruntime-node" ]; then
     echo "setup: installing onnxruntime-node into tools/node_modules"
-    (cd "$here" && npm install --ignore-scripts --no-audit --no-fund --silent onnxruntime-node@1.30.0 >/dev/null)
+    (cd "$here" && npm install --ignore-scripts --no-audit --no-fund --silent >/dev/null)
 fi
 echo "setup: done"

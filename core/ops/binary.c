@@ -78,17 +78,15 @@ static int pick_domain(int dta, int dtb)
 
 /* ---- float32 kernels ------------------------------------------------------
  * F32_KERNEL(name, expr) defines name_f32 from an expression of a, b, p.
- * The inner runs have stride 1 or 0 (broadcast), so four loops cover them
- * all.  The variadic ops accumulate into their output (y == a); that gets
- * its own loop so every loop can promise the compiler no aliasing.  The
- * main loop runs a multiple of 16 iterations because gcc -O2 only
- * vectorizes loops that need no scalar epilogue. */
-#define VLOOP(n, stmt)                                                        \
-    do {                                                                      \
-        int64_t i_ = 0, m_ = (n) & ~(int64_t)15;                              \
-        for (; i_ < m_; i_++) { const int64_t i = i_; stmt; }                 \
-        for (; i_ < (n); i_++) { const int64_t i = i_; stmt; }                \
-    } while (0)
+ * The inner runs have stride 1 or 0 (broadcast), so three loops cover them
+ * (both 0 only happens for a single element: the scalar tail does it).  The
+ * variadic ops accumulate into their output (y == a); that gets its own
+ * loops so every loop can promise the compiler no aliasing.  The work goes
+ * in blocks of 16 with a scalar tail because gcc -O2 only vectorizes loops
+ * whose trip count it knows to need no epilogue. */
+#define BLOCKS(i, n, stmt)                                                    \
+    for (; i + 16 <= (n); i += 16)                                            \
+        for (int j_ = 0; j_ < 16; j_++) { const int64_t k = i + j_; stmt; }
 
 #define F32_KERNEL(name, expr)                                                \
     static inline float name##_1f(float a, float b, const bparams *p)         \
@@ -100,26 +98,29 @@ static int pick_domain(int dta, int dtb)
                               float *restrict Y, int64_t n,                   \
                               const bparams *restrict p)                      \
     {                                                                         \
-        if (sa && sb) VLOOP(n, Y[i] = name##_1f(A[i], B[i], p));              \
-        else if (sa) {                                                        \
+        int64_t i = 0;                                                        \
+        if (sa && sb) {                                                       \
+            BLOCKS(i, n, Y[k] = name##_1f(A[k], B[k], p));                    \
+        } else if (sa) {                                                      \
             const float b0 = B[0];                                            \
-            VLOOP(n, Y[i] = name##_1f(A[i], b0, p));                          \
+            BLOCKS(i, n, Y[k] = name##_1f(A[k], b0, p));                      \
         } else if (sb) {                                                      \
             const float a0 = A[0];                                            \
-            VLOOP(n, Y[i] = name##_1f(a0, B[i], p));                          \
-        } else {                                                              \
-            const float v = name##_1f(A[0], B[0], p);                         \
-            VLOOP(n, Y[i] = v);                                               \
+            BLOCKS(i, n, Y[k] = name##_1f(a0, B[k], p));                      \
         }                                                                     \
+        for (; i < n; i++) Y[i] = name##_1f(A[i * sa], B[i * sb], p);         \
     }                                                                         \
     static void name##_f32_in(float *restrict Y, const float *restrict B,     \
                               int64_t sb, int64_t n, const bparams *restrict p) \
     {                                                                         \
-        if (sb) VLOOP(n, Y[i] = name##_1f(Y[i], B[i], p));                    \
-        else {                                                                \
+        int64_t i = 0;                                                        \
+        if (sb) {                                                             \
+            BLOCKS(i, n, Y[k] = name##_1f(Y[k], B[k], p));                    \
+        } else {                                                              \
             const float b0 = B[0];                                            \
-            VLOOP(n, Y[i] = name##_1f(Y[i], b0, p));                          \
+            BLOCKS(i, n, Y[k] = name##_1f(Y[k], b0, p));                      \
         }                                                                     \
+        for (; i < n; i++) Y[i] = name##_1f(Y[i], B[i * sb], p);              \
     }                                                                         \
     static void name##_f32(const float *A, int64_t sa, const float *B,        \
                            int64_t sb, float *Y, int64_t n, const bparams *pp) \

@@ -109,6 +109,61 @@ static inline double rfinal(enum rkind k, double a, double m, int64_t n)
         }                                                            \
     }
 
+/* Contiguous float runs (the innermost axis is reduced) are the common case
+ * (ReduceMean over H*W, over the hidden size); eight independent partials
+ * break the add-latency chain and let the compiler vectorize.  Returns 0
+ * for the kinds left to the generic loop. */
+static int f32_run(enum rkind kind, const float *x, int64_t n, double *acc)
+{
+    double p[8] = {0};
+    int64_t i = 0, n8 = n & ~(int64_t)7;
+    switch (kind) {
+    case R_SUM: case R_MEAN: case R_LOGSUM:
+        for (; i < n8; i += 8)
+            for (int l = 0; l < 8; l++) p[l] += x[i + l];
+        for (; i < n; i++) p[0] += x[i];
+        break;
+    case R_L1:
+        for (; i < n8; i += 8)
+            for (int l = 0; l < 8; l++) p[l] += fabsf(x[i + l]);
+        for (; i < n; i++) p[0] += fabsf(x[i]);
+        break;
+    case R_L2: case R_SUMSQ:
+        for (; i < n8; i += 8)
+            for (int l = 0; l < 8; l++) p[l] += (double)x[i + l] * x[i + l];
+        for (; i < n; i++) p[0] += (double)x[i] * x[i];
+        break;
+    case R_MAX: case R_MIN: {
+        /* NaN is tracked apart so the compare-select stays vectorizable */
+        float m[8];
+        int nan = 0;
+        for (int l = 0; l < 8; l++) m[l] = kind == R_MAX ? -INFINITY : INFINITY;
+        if (kind == R_MAX) {
+            for (; i < n8; i += 8)
+                for (int l = 0; l < 8; l++) m[l] = x[i + l] > m[l] ? x[i + l] : m[l];
+        } else {
+            for (; i < n8; i += 8)
+                for (int l = 0; l < 8; l++) m[l] = x[i + l] < m[l] ? x[i + l] : m[l];
+        }
+        for (int64_t k = 0; k < n8; k++) nan |= x[k] != x[k];
+        for (; i < n; i++) {
+            if (x[i] != x[i]) nan = 1;
+            else if (kind == R_MAX ? x[i] > m[0] : x[i] < m[0]) m[0] = x[i];
+        }
+        double a = *acc;
+        for (int l = 0; l < 8; l++)
+            if (kind == R_MAX ? m[l] > a : m[l] < a) a = m[l];
+        if (nan || *acc != *acc) a = NAN;
+        *acc = a;
+        return 1;
+    }
+    default:
+        return 0;
+    }
+    *acc += ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
+    return 1;
+}
+
 /* One row worker per element access: float and double read directly, the
  * integer types through xt_get_f64 (exact below 2^53). */
 #define REDUCE_FN(NAME, STORE_EXPR)                                                       \
@@ -139,7 +194,8 @@ static inline double rfinal(enum rkind k, double a, double m, int64_t n)
                     for (;;) {                                                            \
                         int64_t off = base + s0;                                          \
                         for (int i = 0; i < nr - 1; i++) off += ctr[i] * p->rst[i];       \
-                        switch (j->kind) {                                                \
+                        if (FAST_RUN) {                                                   \
+                        } else switch (j->kind) {                                         \
                         case R_SUM: case R_MEAN: case R_LOGSUM: RLOOP(a += v); break;     \
                         case R_MAX: RLOOP(if (v > a || v != v) a = v); break;             \
                         case R_MIN: RLOOP(if (v < a || v != v) a = v); break;             \
@@ -170,14 +226,18 @@ static inline double rfinal(enum rkind k, double a, double m, int64_t n)
     }
 
 #define LOAD(i) ((const float *)xd)[i]
+#define FAST_RUN (sc == 1 && rs == 1 && f32_run(j->kind, (const float *)xd + off, cnt, acc))
 REDUCE_FN(reduce_f32, ((float *)j->y->data)[yi] = (float)r)
 #undef LOAD
+#undef FAST_RUN
+#define FAST_RUN 0
 #define LOAD(i) ((const double *)xd)[i]
 REDUCE_FN(reduce_f64, ((double *)j->y->data)[yi] = r)
 #undef LOAD
 #define LOAD(i) xt_get_f64(j->x, i)
 REDUCE_FN(reduce_any, xt_set_f64(j->y, yi, r))
 #undef LOAD
+#undef FAST_RUN
 
 static int reduce_dtype_ok(int dt)
 {

@@ -40,6 +40,71 @@ static int sm_layout(op_ctx *c, const xt *x, int64_t *outer, int64_t *A, int64_t
     return QK_OK;
 }
 
+/* exp for float without libm's call per element: Cody-Waite range
+ * reduction to r in [-ln2/2, ln2/2], a degree-6 polynomial (Cephes expf
+ * coefficients, about 1 ulp), and 2^n assembled in the exponent bits.
+ * Straight-line code, so the loops calling it vectorize.  Inputs are
+ * clamped to the finite range; softmax only passes x - max <= 0, where the
+ * clamp at the bottom just returns a denormal-sized value instead of 0. */
+static inline float fast_expf(float x)
+{
+    x = x > 88.3762626647949f ? 88.3762626647949f : x;
+    x = x < -87.3365478515625f ? -87.3365478515625f : x;
+    /* round(x / ln2) by the 1.5 * 2^23 trick (rintf is a call without SSE4.1) */
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t e = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &e, sizeof scale);
+    return p * scale;
+}
+
+/* One contiguous float row (inner == 1, the usual last-axis softmax). */
+static void sm_row_f32(const float *x, float *y, int64_t A, enum smkind kind)
+{
+    float m[8];
+    int64_t i = 0, a8 = A & ~(int64_t)7;
+    for (int l = 0; l < 8; l++) m[l] = x[0];
+    for (; i < a8; i += 8)
+        for (int l = 0; l < 8; l++) m[l] = x[i + l] > m[l] ? x[i + l] : m[l];
+    float mx = m[0];
+    for (int l = 1; l < 8; l++) mx = m[l] > mx ? m[l] : mx;
+    for (; i < A; i++) mx = x[i] > mx ? x[i] : mx;
+    if (kind == SM_HARD) {
+        int64_t am = 0;
+        while (am < A && !(x[am] == mx)) am++;   /* first maximum; none if NaN */
+        for (i = 0; i < A; i++) y[i] = (float)(i == am);
+        return;
+    }
+    double p[8] = {0}, sum;
+    for (i = 0; i < a8; i += 8)
+        for (int l = 0; l < 8; l++) {
+            float e = fast_expf(x[i + l] - mx);
+            if (kind == SM_SOFTMAX) y[i + l] = e;
+            p[l] += e;
+        }
+    for (; i < A; i++) {
+        float e = fast_expf(x[i] - mx);
+        if (kind == SM_SOFTMAX) y[i] = e;
+        p[0] += e;
+    }
+    sum = ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
+    if (kind == SM_SOFTMAX) {
+        float inv = (float)(1.0 / sum);
+        for (i = 0; i < A; i++) y[i] *= inv;
+    } else {
+        float sub = (float)(mx + log(sum));
+        for (i = 0; i < A; i++) y[i] = x[i] - sub;
+    }
+}
+
 #define SM_FN(NAME, T, EXP, LOG)                                                    \
     static void NAME(void *arg, int64_t t0, int64_t t1, int tid)                    \
     {                                                                               \
@@ -54,6 +119,7 @@ static int sm_layout(op_ctx *c, const xt *x, int64_t *outer, int64_t *A, int64_t
             int64_t off = o * j->A * j->inner + s0;                                 \
             const T *x = (const T *)j->x + off;                                     \
             T *y = (T *)j->y + off;                                                 \
+            if (ROW_FAST) continue;                                                 \
             for (int64_t k = 0; k < sc; k++) {                                      \
                 mx[k] = x[k];                                                       \
                 am[k] = 0;                                                          \
@@ -92,8 +158,12 @@ static int sm_layout(op_ctx *c, const xt *x, int64_t *outer, int64_t *A, int64_t
         }                                                                           \
     }
 
-SM_FN(sm_f32, float, expf, log)
+#define ROW_FAST (j->inner == 1 && (sm_row_f32((const float *)x, (float *)y, j->A, j->kind), 1))
+SM_FN(sm_f32, float, fast_expf, log)
+#undef ROW_FAST
+#define ROW_FAST 0
 SM_FN(sm_f64, double, exp, log)
+#undef ROW_FAST
 
 static int sm_infer(op_ctx *c)
 {

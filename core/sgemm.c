@@ -187,13 +187,18 @@ static const kernel *get_kernel(void)
     return active;
 }
 
-/* Internal (tests only; not in sgemm.h): forces the kernel by name, returns
- * 0 or -1 when the name is unknown or the CPU lacks it.  Not thread-safe
- * against concurrent sgemm calls. */
+/* Internal (tests only; not in sgemm.h): forces the kernel by name ("c",
+ * "avx2", "avx512"; NULL restores the default choice).  Returns 0, or -1
+ * when the name is unknown or the CPU lacks it.  Not thread-safe against
+ * concurrent sgemm calls. */
 int sgemm_force_isa(const char *name) __attribute__((visibility("hidden")));
 int sgemm_force_isa(const char *name)
 {
     get_kernel();
+    if (!name) {
+        pick();
+        return 0;
+    }
     const kernel *k = by_name(name);
     if (!k) return -1;
     active = k;

@@ -4,13 +4,9 @@
 #define QK_CORE_STATUS_H
 #include <stddef.h>
 
+#include <quantkit/status.h>   /* QK_OK and the error codes, shared with plugins */
+
 enum {
-    QK_OK = 0,
-    QK_ERR = -1,         /* generic failure; the message says what */
-    QK_ENOMEM = -2,
-    QK_EINVAL = -3,      /* bad input: model, data, shapes, attributes */
-    QK_ENOTSUP = -4,     /* valid ONNX that quantkit does not implement */
-    QK_EIO = -5,
     QK_UNKNOWN = 1,      /* shape inference: result depends on values not known yet */
 };
 

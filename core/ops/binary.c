@@ -574,6 +574,31 @@ static int run_variadic(op_ctx *c, const binop *d)
     return rc;
 }
 
+/* Before opset 7 (no broadcasting yet) a 1-D slope of X's channel count
+ * meant one slope per channel; as a numpy shape that is [C,1,...,1]. */
+static xt prelu_slope(const op_ctx *c)
+{
+    xt s = *c->in[1];
+    const xt *x = c->in[0];
+    if (c->opset < 7 && s.rank == 1 && x->rank >= 2 && s.dims[0] == x->dims[1] && s.dims[0] > 1) {
+        s.rank = x->rank - 1;
+        for (int i = 1; i < s.rank; i++) s.dims[i] = 1;
+    }
+    return s;
+}
+
+static int run_prelu(op_ctx *c, const binop *d)
+{
+    if (c->n_in < 2 || !c->in[0] || !c->in[1] || c->n_out < 1 || !c->out[0])
+        return op_fail(c, QK_EINVAL, "needs two inputs and an output");
+    bparams p;
+    int rc = check_types(c, d, c->in[0], c->in[1]);
+    if (rc == QK_OK) rc = load_attrs(c, d, &p);
+    if (rc != QK_OK) return rc;
+    xt slope = prelu_slope(c);
+    return apply(c, d, &p, c->in[0], &slope, c->out[0]);
+}
+
 static int run_mean(op_ctx *c, const binop *d)
 {
     int rc = run_variadic(c, d);
@@ -663,13 +688,19 @@ static int infer_pow(op_ctx *c) { return infer_two(c, 0, 0); }
 /* PRelu broadcasts the slope to X, never X to the slope. */
 static int infer_prelu(op_ctx *c)
 {
-    int rc = infer_two(c, 1, 0);
-    if (rc != QK_OK) return rc;
+    if (c->n_in < 2 || !c->in[0] || !c->in[1] || c->n_out < 1 || !c->out[0])
+        return op_fail(c, QK_EINVAL, "needs two inputs and an output");
     const xt *x = c->in[0];
+    if (x->dtype && c->in[1]->dtype && x->dtype != c->in[1]->dtype)
+        return op_fail(c, QK_EINVAL, "inputs have different types %s and %s",
+                       dtype_name(x->dtype), dtype_name(c->in[1]->dtype));
+    xt slope = prelu_slope(c), t = {0};
+    int rc = bcast(c, x, &slope, &t);
+    if (rc != QK_OK) return rc;
     xt *y = c->out[0];
-    int ok = y->rank == x->rank;
+    int ok = t.rank == x->rank;
     for (int i = 0; ok && i < x->rank; i++)
-        ok = x->dims[i] < 0 || y->dims[i] < 0 || x->dims[i] == y->dims[i];
+        ok = x->dims[i] < 0 || t.dims[i] < 0 || x->dims[i] == t.dims[i];
     if (!ok) {
         char sx[96], ss[96];
         return op_fail(c, QK_EINVAL, "slope %s does not broadcast to X %s",
@@ -728,7 +759,7 @@ static int infer_where(op_ctx *c)
     X(Div,            div_f32,   div_f,   div_i,   div_u,   NUM,        0,   same,     binary,   NULL) \
     X(Pow,            pow_f32,   pow_f,   pow_i,   NULL,    FLT | SGN,  NUM, pow,      binary,   NULL) \
     X(Mod,            NULL,      mod_f,   mod_i,   mod_u,   NUM,        0,   same,     binary,   mod_attrs) \
-    X(PRelu,          prelu_f32, prelu_f, prelu_i, prelu_u, NUM,        0,   prelu,    binary,   NULL) \
+    X(PRelu,          prelu_f32, prelu_f, prelu_i, prelu_u, NUM,        0,   prelu,    prelu,    NULL) \
     X(Sum,            add_f32,   add_f,   add_i,   add_u,   NUM,        0,   variadic, variadic, NULL) \
     X(Max,            max_f32,   max_f,   max_i,   max_u,   NUM,        0,   variadic, variadic, NULL) \
     X(Min,            min_f32,   min_f,   min_i,   min_u,   NUM,        0,   variadic, variadic, NULL) \

@@ -83,25 +83,37 @@ static void sm_row_f32(const float *x, float *y, int64_t A, enum smkind kind)
         for (i = 0; i < A; i++) y[i] = (float)(i == am);
         return;
     }
+    /* LogSoftmax keeps libm's exp: its outputs near 0 are -log(sum), where
+     * the sum's last ulp is the whole answer. */
     double p[8] = {0}, sum;
-    for (i = 0; i < a8; i += 8)
-        for (int l = 0; l < 8; l++) {
-            float e = fast_expf(x[i + l] - mx);
-            if (kind == SM_SOFTMAX) y[i + l] = e;
-            p[l] += e;
+    for (i = 0; i < a8; i += 8) {
+        float e[8];
+        for (int l = 0; l < 8; l++) e[l] = x[i + l] - mx;
+        if (kind == SM_SOFTMAX) {
+            for (int l = 0; l < 8; l++) e[l] = fast_expf(e[l]);
+            for (int l = 0; l < 8; l++) y[i + l] = e[l];
+            for (int l = 0; l < 8; l++) p[l] += e[l];
+        } else {
+            for (int l = 0; l < 8; l++) p[l] += exp((double)e[l]);
         }
+    }
     for (; i < A; i++) {
-        float e = fast_expf(x[i] - mx);
-        if (kind == SM_SOFTMAX) y[i] = e;
-        p[0] += e;
+        float d = x[i] - mx;
+        if (kind == SM_SOFTMAX) {
+            y[i] = fast_expf(d);
+            p[0] += y[i];
+        } else {
+            p[0] += exp((double)d);
+        }
     }
     sum = ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
     if (kind == SM_SOFTMAX) {
         float inv = (float)(1.0 / sum);
         for (i = 0; i < A; i++) y[i] *= inv;
     } else {
-        float sub = (float)(mx + log(sum));
-        for (i = 0; i < A; i++) y[i] = x[i] - sub;
+        /* (x - max) first, as the reference does: exact for x near max */
+        float ls = (float)log(sum);
+        for (i = 0; i < A; i++) y[i] = (x[i] - mx) - ls;
     }
 }
 
@@ -140,9 +152,10 @@ static void sm_row_f32(const float *x, float *y, int64_t A, enum smkind kind)
             /* exp(x - max) cannot overflow, and its sum is at least 1 */           \
             for (int64_t a = 0; a < j->A; a++)                                      \
                 for (int64_t k = 0; k < sc; k++) {                                  \
-                    T e = EXP(x[a * j->inner + k] - mx[k]);                         \
+                    T d = x[a * j->inner + k] - mx[k];                              \
+                    double e = j->kind == SM_LOG ? exp((double)d) : EXP(d);         \
                     sum[k] += e;                                                    \
-                    if (j->kind == SM_SOFTMAX) y[a * j->inner + k] = e;             \
+                    if (j->kind == SM_SOFTMAX) y[a * j->inner + k] = (T)e;          \
                 }                                                                   \
             if (j->kind == SM_SOFTMAX) {                                            \
                 for (int64_t k = 0; k < sc; k++) sum[k] = 1.0 / sum[k];             \

@@ -659,6 +659,7 @@ void ir_free(ir_graph *g)
         ir_value *val = &g->values[v];
         free(val->name);
         free(val->owned);
+        free(val->plugin_view);
         for (int k = 0; k < XT_MAX_RANK; k++) free(val->dim_param[k]);
         if (val->proto) onnx__tensor_proto__free_unpacked(val->proto, NULL);
     }

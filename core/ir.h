@@ -32,6 +32,7 @@ typedef struct ir_value {
     unsigned has_declared_type : 1; /* dtype/shape came from the model (input/value_info) */
     void *owned;          /* buffer owned by the value (freed with the graph) */
     struct Onnx__TensorProto *proto; /* initializer as loaded, NULL otherwise */
+    void *plugin_view;    /* the qk_tensor plugins see for this value (host.c), owned */
 } ir_value;
 
 typedef struct ir_node {

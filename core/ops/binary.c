@@ -336,11 +336,12 @@ static int plan_make(plan *pl, const xt *out, const xt *const *ops, int nops)
 {
     int r = out->rank;
     int64_t full[MAX_OPS][XT_MAX_RANK];
+    if (r < 0) return QK_EINVAL;
     pl->nops = nops;
     pl->total = xt_numel(out);
     for (int k = 0; k < nops; k++) {
         const xt *t = ops[k];
-        if (t->rank > r) return QK_EINVAL;
+        if (t->rank < 0 || t->rank > r) return QK_EINVAL;
         int64_t s = 1;
         for (int i = r - 1; i >= 0; i--) {
             int it = i - (r - t->rank);
@@ -515,6 +516,26 @@ static int apply(op_ctx *c, const binop *d, const bparams *p, const xt *a, const
     return QK_OK;
 }
 
+/* Before opset 7, B broadcast to A only when the node said broadcast=1, and
+ * `axis` placed B's dims starting at that dim of A rather than at the end
+ * (A [2,3,4,5] + B [3,4] with axis=1).  Padding B with trailing 1s turns
+ * that into numpy broadcasting. */
+static xt legacy_b(const op_ctx *c)
+{
+    xt b = *c->in[1];
+    const xt *a = c->in[0];
+    if (c->opset >= 7 || a->rank < 0 || b.rank < 0 || !node_attr_int(c->node, "broadcast", 0) ||
+        !node_has_attr(c->node, "axis"))
+        return b;
+    int64_t axis = node_attr_int(c->node, "axis", 0);
+    if (axis < 0) axis += a->rank;
+    int64_t r = axis + b.rank;
+    if (axis < 0 || r > a->rank || r > XT_MAX_RANK) return b;   /* left to fail as numpy */
+    for (int64_t i = b.rank; i < a->rank - axis; i++) b.dims[i] = 1;
+    b.rank = (int)(a->rank - axis);
+    return b;
+}
+
 /* Checks the inputs a kernel is about to read against the descriptor. */
 static int check_types(op_ctx *c, const binop *d, const xt *a, const xt *b)
 {
@@ -547,7 +568,8 @@ static int run_binary(op_ctx *c, const binop *d)
     int rc = check_types(c, d, c->in[0], c->in[1]);
     if (rc == QK_OK) rc = load_attrs(c, d, &p);
     if (rc != QK_OK) return rc;
-    return apply(c, d, &p, c->in[0], c->in[1], c->out[0]);
+    xt b = legacy_b(c);
+    return apply(c, d, &p, c->in[0], &b, c->out[0]);
 }
 
 /* Folds the inputs left to right into the output: the first step reads
@@ -671,8 +693,8 @@ static int infer_two(op_ctx *c, int same_type, int out_bool)
     if (same_type && a->dtype && b->dtype && a->dtype != b->dtype)
         return op_fail(c, QK_EINVAL, "inputs have different types %s and %s",
                        dtype_name(a->dtype), dtype_name(b->dtype));
-    xt t = {0};
-    int rc = bcast(c, a, b, &t);
+    xt t = {0}, lb = legacy_b(c);
+    int rc = bcast(c, a, &lb, &t);
     if (rc != QK_OK) return rc;
     set_out(c->out[0], out_bool ? DT_BOOL : a->dtype, &t);
     return QK_OK;

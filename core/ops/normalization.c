@@ -1,5 +1,6 @@
 /* This file implements the normalization kernels: BatchNormalization
- * (inference form only), LayerNormalization and InstanceNormalization.
+ * (inference form only), LayerNormalization, InstanceNormalization and
+ * MeanVarianceNormalization.
  *
  * Statistics are accumulated in double and variances take two passes (mean
  * first, then squared deviations), so large-offset activations do not lose
@@ -11,17 +12,66 @@
 #include <string.h>
 #include "ops.h"
 
-/* Element access for the float/double activations these ops accept; the
- * dtype branch is the same for a whole run, so it predicts perfectly. */
-static inline double ld(const void *p, int dt, int64_t i)
+/* Typed row helpers for float and double activations; four independent
+ * partial sums per pass keep the add-latency chain short. */
+#define NORM_HELPERS(T, SUF)                                                         \
+    /* Mean and 1/sqrt(var + eps) of the n contiguous elements at x. */            \
+    static void moments_##SUF(const T *x, int64_t n, double eps, double *mean, double *inv) \
+    {                                                                                \
+        double p[4] = {0};                                                           \
+        int64_t i = 0;                                                               \
+        for (; i + 4 <= n; i += 4)                                                   \
+            for (int l = 0; l < 4; l++) p[l] += x[i + l];                            \
+        for (; i < n; i++) p[0] += x[i];                                             \
+        double m = n ? ((p[0] + p[1]) + (p[2] + p[3])) / (double)n : 0;              \
+        p[0] = p[1] = p[2] = p[3] = 0;                                               \
+        for (i = 0; i + 4 <= n; i += 4)                                              \
+            for (int l = 0; l < 4; l++) {                                            \
+                double d = x[i + l] - m;                                             \
+                p[l] += d * d;                                                       \
+            }                                                                        \
+        for (; i < n; i++) p[0] += (x[i] - m) * (x[i] - m);                          \
+        double v = n ? ((p[0] + p[1]) + (p[2] + p[3])) / (double)n : 0;              \
+        *mean = m;                                                                   \
+        *inv = 1.0 / sqrt(v + eps);                                                  \
+    }                                                                                \
+    /* y = x * a + b with one scale and shift for the whole run. */                  \
+    static void affine1_##SUF(const T *x, T *y, int64_t n, double a, double b)      \
+    {                                                                                \
+        T ta = (T)a, tb = (T)b;                                                      \
+        for (int64_t i = 0; i < n; i++) y[i] = x[i] * ta + tb;                       \
+    }                                                                                \
+    /* y = x * a[i] + b[i], per-element scale and shift. */                          \
+    static void affinev_##SUF(const T *x, T *y, int64_t n, const double *a, const double *b) \
+    {                                                                                \
+        for (int64_t i = 0; i < n; i++) y[i] = (T)(x[i] * a[i] + b[i]);              \
+    }                                                                                \
+    /* LayerNormalization's row: normalize, then per-element scale and bias. */     \
+    static void lnrow_##SUF(const T *x, T *y, int64_t n, double m, double inv,       \
+                            const double *scale, const double *bias)                \
+    {                                                                                \
+        for (int64_t i = 0; i < n; i++) y[i] = (T)((x[i] - m) * inv * scale[i] + bias[i]); \
+    }
+
+NORM_HELPERS(float, f32)
+NORM_HELPERS(double, f64)
+
+static void moments(const void *x, int dt, int64_t off, int64_t n, double eps, double *mean, double *inv)
 {
-    return dt == DT_FLOAT ? ((const float *)p)[i] : ((const double *)p)[i];
+    if (dt == DT_FLOAT) moments_f32((const float *)x + off, n, eps, mean, inv);
+    else moments_f64((const double *)x + off, n, eps, mean, inv);
 }
 
-static inline void st(void *p, int dt, int64_t i, double v)
+static void affine1(const void *x, void *y, int dt, int64_t off, int64_t n, double a, double b)
 {
-    if (dt == DT_FLOAT) ((float *)p)[i] = (float)v;
-    else ((double *)p)[i] = v;
+    if (dt == DT_FLOAT) affine1_f32((const float *)x + off, (float *)y + off, n, a, b);
+    else affine1_f64((const double *)x + off, (double *)y + off, n, a, b);
+}
+
+static void affinev(const void *x, void *y, int dt, int64_t off, int64_t n, const double *a, const double *b)
+{
+    if (dt == DT_FLOAT) affinev_f32((const float *)x + off, (float *)y + off, n, a, b);
+    else affinev_f64((const double *)x + off, (double *)y + off, n, a, b);
 }
 
 static int check_float(op_ctx *c, const xt *x, const char *what)
@@ -36,23 +86,6 @@ static void same_shape(xt *y, const xt *x)
     y->dtype = x->dtype;
     y->rank = x->rank;
     memcpy(y->dims, x->dims, sizeof x->dims);
-}
-
-/* Mean and 1/sqrt(var + eps) of n elements spaced `stride` apart. */
-static void moments(const void *x, int dt, int64_t off, int64_t n, int64_t stride, double eps,
-                    double *mean, double *inv)
-{
-    double s = 0;
-    for (int64_t i = 0; i < n; i++) s += ld(x, dt, off + i * stride);
-    double m = n ? s / (double)n : 0;
-    double v = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = ld(x, dt, off + i * stride) - m;
-        v += d * d;
-    }
-    v = n ? v / (double)n : 0;
-    *mean = m;
-    *inv = 1.0 / sqrt(v + eps);
 }
 
 /* ----------------------------------------------------- BatchNormalization */
@@ -72,30 +105,18 @@ static void bn_planes(void *arg, int64_t p0, int64_t p1, int tid)
     const bn_job *j = arg;
     for (int64_t p = p0; p < p1; p++) {
         int64_t ch = p % j->ch, off = p * j->size;
-        if (j->per_elem) {
-            const double *a = j->a + ch * j->size, *b = j->b + ch * j->size;
-            for (int64_t i = 0; i < j->size; i++) st(j->y, j->dt, off + i, ld(j->x, j->dt, off + i) * a[i] + b[i]);
-        } else if (j->dt == DT_FLOAT) {
-            const float *x = (const float *)j->x + off;
-            float *y = (float *)j->y + off;
-            float a = (float)j->a[ch], b = (float)j->b[ch];
-            for (int64_t i = 0; i < j->size; i++) y[i] = x[i] * a + b;
-        } else {
-            const double *x = (const double *)j->x + off;
-            double *y = (double *)j->y + off;
-            for (int64_t i = 0; i < j->size; i++) y[i] = x[i] * j->a[ch] + j->b[ch];
-        }
+        if (j->per_elem) affinev(j->x, j->y, j->dt, off, j->size, j->a + ch * j->size, j->b + ch * j->size);
+        else affine1(j->x, j->y, j->dt, off, j->size, j->a[ch], j->b[ch]);
     }
 }
 
 /* Parameters hold C values, or C*spatial values for opset 7's spatial=0. */
-static int bn_param_count(op_ctx *c, const xt *x, int64_t *count, int *per_elem)
+static void bn_param_count(op_ctx *c, const xt *x, int64_t *count, int *per_elem)
 {
     int64_t ch = x->rank >= 2 ? x->dims[1] : 1, sp = 1;
     for (int i = 2; i < x->rank; i++) sp = (sp < 0 || x->dims[i] < 0) ? -1 : sp * x->dims[i];
     *per_elem = c->opset < 9 && node_attr_int(c->node, "spatial", 1) == 0;
     *count = *per_elem ? (ch < 0 || sp < 0 ? -1 : ch * sp) : ch;
-    return QK_OK;
 }
 
 static int bn_infer(op_ctx *c)
@@ -217,7 +238,7 @@ typedef struct {
     int dt;
     int64_t D;
     double eps;
-    const double *scale, *bias;   /* bias NULL when absent */
+    const double *scale, *bias;   /* bias is zeros when B is absent */
     float *mean, *inv;            /* optional outputs, NULL when not wanted */
 } ln_job;
 
@@ -228,12 +249,11 @@ static void ln_rows(void *arg, int64_t r0, int64_t r1, int tid)
     for (int64_t r = r0; r < r1; r++) {
         int64_t off = r * j->D;
         double m, inv;
-        moments(j->x, j->dt, off, j->D, 1, j->eps, &m, &inv);
-        for (int64_t d = 0; d < j->D; d++) {
-            double v = (ld(j->x, j->dt, off + d) - m) * inv * j->scale[d];
-            if (j->bias) v += j->bias[d];
-            st(j->y, j->dt, off + d, v);
-        }
+        moments(j->x, j->dt, off, j->D, j->eps, &m, &inv);
+        if (j->dt == DT_FLOAT)
+            lnrow_f32((const float *)j->x + off, (float *)j->y + off, j->D, m, inv, j->scale, j->bias);
+        else
+            lnrow_f64((const double *)j->x + off, (double *)j->y + off, j->D, m, inv, j->scale, j->bias);
         if (j->mean) j->mean[r] = (float)m;
         if (j->inv) j->inv[r] = (float)inv;
     }
@@ -281,10 +301,11 @@ static int ln_run(op_ctx *c)
     if (!scale) return op_fail(c, QK_ENOMEM, "out of memory for %lld parameters", (long long)D);
     ln_expand(x, axis, c->in[1], scale, D);
     if (bias) ln_expand(x, axis, bias, scale + D, D);
+    else memset(scale + D, 0, (size_t)D * sizeof *scale);
     ln_job j = {
         .x = x->data, .y = c->out[0]->data, .dt = x->dtype, .D = D,
         .eps = node_attr_float(c->node, "epsilon", 1e-5f),
-        .scale = scale, .bias = bias ? scale + D : NULL,
+        .scale = scale, .bias = scale + D,
         .mean = c->n_out > 1 && c->out[1] ? c->out[1]->data : NULL,
         .inv = c->n_out > 2 && c->out[2] ? c->out[2]->data : NULL,
     };
@@ -312,9 +333,9 @@ static void in_planes(void *arg, int64_t p0, int64_t p1, int tid)
     for (int64_t p = p0; p < p1; p++) {
         int64_t ch = p % j->ch, off = p * j->size;
         double m, inv;
-        moments(j->x, j->dt, off, j->size, 1, j->eps, &m, &inv);
+        moments(j->x, j->dt, off, j->size, j->eps, &m, &inv);
         double a = inv * xt_get_f64(j->scale, ch), b = xt_get_f64(j->bias, ch) - m * a;
-        for (int64_t i = 0; i < j->size; i++) st(j->y, j->dt, off + i, ld(j->x, j->dt, off + i) * a + b);
+        affine1(j->x, j->y, j->dt, off, j->size, a, b);
     }
 }
 
@@ -349,9 +370,92 @@ static int in_run(op_ctx *c)
     return QK_OK;
 }
 
+/* ---------------------------------------------- MeanVarianceNormalization */
+
+/* Reduced axes of MVN (attribute `axes`, default {0, 2, 3}) flagged in red[]. */
+static int mvn_axes(op_ctx *c, const xt *x, int *red)
+{
+    static const int64_t def[] = {0, 2, 3};
+    const int64_t *ax;
+    int n = node_attr_ints(c->node, "axes", &ax);
+    if (n < 0) {
+        ax = def;
+        n = 3;
+    }
+    for (int i = 0; i < x->rank; i++) red[i] = 0;
+    for (int i = 0; i < n; i++) {
+        int64_t a = ax[i] < 0 ? ax[i] + x->rank : ax[i];
+        if (a < 0 || a >= x->rank)
+            return op_fail(c, QK_EINVAL, "axis %lld out of range for rank %d", (long long)ax[i], x->rank);
+        red[a] = 1;
+    }
+    return QK_OK;
+}
+
+static int mvn_infer(op_ctx *c)
+{
+    const xt *x = c->in[0];
+    if (x->rank < 0) return QK_UNKNOWN;
+    int red[XT_MAX_RANK], rc;
+    if ((rc = check_float(c, x, "X")) || (rc = mvn_axes(c, x, red))) return rc;
+    same_shape(c->out[0], x);
+    return QK_OK;
+}
+
+/* Walks x in memory order; pass 0 sums into s1, pass 1 sums squared
+ * deviations into s2, pass 2 writes y.  Each element's statistics slot (its
+ * index over the kept axes) is tracked with an odometer rather than divided
+ * out per element.  The op is rare enough to stay serial. */
+static void mvn_pass(const xt *x, xt *y, const int *red, int pass, double *s1, double *s2)
+{
+    int64_t gst[XT_MAX_RANK], g = 1, ctr[XT_MAX_RANK] = {0}, slot = 0, n = xt_numel(x);
+    for (int k = x->rank - 1; k >= 0; k--) {
+        gst[k] = red[k] ? 0 : g;
+        if (!red[k]) g *= x->dims[k];
+    }
+    const float *xf = x->data;
+    const double *xd = x->data;
+    for (int64_t i = 0; i < n; i++) {
+        double v = x->dtype == DT_FLOAT ? xf[i] : xd[i];
+        if (pass == 0) s1[slot] += v;
+        else if (pass == 1) s2[slot] += (v - s1[slot]) * (v - s1[slot]);
+        /* the reference adds 1e-9 to the standard deviation, not the variance */
+        else xt_set_f64(y, i, (v - s1[slot]) / (s2[slot] + 1e-9));
+        for (int k = x->rank - 1; k >= 0; k--) {
+            slot += gst[k];
+            if (++ctr[k] < x->dims[k]) break;
+            slot -= gst[k] * x->dims[k];
+            ctr[k] = 0;
+        }
+    }
+}
+
+static int mvn_run(op_ctx *c)
+{
+    const xt *x = c->in[0];
+    int red[XT_MAX_RANK], rc;
+    if ((rc = mvn_axes(c, x, red))) return rc;
+    int64_t groups = 1, count = 1;
+    for (int k = 0; k < x->rank; k++) {
+        if (red[k]) count *= x->dims[k];
+        else groups *= x->dims[k];
+    }
+    double *s1 = calloc(2 * (size_t)(groups > 0 ? groups : 1), sizeof *s1);
+    if (!s1) return op_fail(c, QK_ENOMEM, "out of memory for %lld statistics", (long long)groups);
+    double *s2 = s1 + groups;
+    mvn_pass(x, c->out[0], red, 0, s1, s2);
+    for (int64_t i = 0; i < groups; i++) s1[i] = count ? s1[i] / (double)count : 0;
+    mvn_pass(x, c->out[0], red, 1, s1, s2);
+    for (int64_t i = 0; i < groups; i++) s2[i] = count ? sqrt(s2[i] / (double)count) : 0;
+    mvn_pass(x, c->out[0], red, 2, s1, s2);
+    free(s1);
+    return QK_OK;
+}
+
 const op_def ops_normalization[] = {
     {"BatchNormalization", bn_infer, bn_run},
     {"LayerNormalization", ln_infer, ln_run},
     {"InstanceNormalization", in_infer, in_run},
+    {"MeanVarianceNormalization", mvn_infer, mvn_run},
 };
 const int ops_normalization_count = sizeof ops_normalization / sizeof ops_normalization[0];

@@ -6,8 +6,8 @@
  * ranks 1 to 3 are handled by padding the geometry to three dimensions with
  * leading size-1 axes: one triple loop serves 1-D, 2-D and 3-D pooling.
  * Work is split over the N*C planes, which are independent. */
-#include <float.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include "ops.h"
 
@@ -150,19 +150,31 @@ static inline void taps(const pool_geom *g, int a, int64_t o, int64_t *start, in
     *hi = h;
 }
 
+/* The innermost axis's tap ranges, one {start, lo, hi} triple per output
+ * column, computed once per run instead of per output (two divisions each).
+ * Returns NULL when out of memory. */
+static int64_t *taps_table(const pool_geom *g)
+{
+    int64_t *t = malloc((size_t)(3 * g->out[2] + 1) * sizeof *t);
+    if (!t) return NULL;
+    for (int64_t o = 0; o < g->out[2]; o++) taps(g, 2, o, &t[3 * o], &t[3 * o + 1], &t[3 * o + 2]);
+    return t;
+}
+
 /* ---------------------------------------------------------------- MaxPool */
 
 typedef struct {
     const pool_geom *g;
     const void *x;
     void *y;
+    const int64_t *wt;        /* taps_table() */
     int64_t *ind;             /* NULL when Indices is not wanted */
     int64_t ist[3];           /* index strides (row- or column-major) */
     int dtype;
 } maxpool_job;
 
-/* One MaxPool plane loop per element type; ties keep the first maximum, as
- * numpy's argmax does for the reference outputs. */
+/* One MaxPool plane loop per element type.  With Indices, ties keep the
+ * first maximum, as numpy's argmax does for the reference outputs. */
 #define MAXPOOL_FN(NAME, T, LOWEST)                                                      \
     static void NAME(void *arg, int64_t p0, int64_t p1, int tid)                         \
     {                                                                                    \
@@ -182,10 +194,26 @@ typedef struct {
                     int64_t sh, hl, hh;                                                  \
                     taps(g, 1, oh, &sh, &hl, &hh);                                       \
                     for (int64_t ow = 0; ow < g->out[2]; ow++) {                         \
-                        int64_t sw, wl, wh;                                              \
-                        taps(g, 2, ow, &sw, &wl, &wh);                                   \
+                        int64_t sw = j->wt[3 * ow], wl = j->wt[3 * ow + 1];              \
+                        int64_t wh = j->wt[3 * ow + 2];                                  \
                         T best = LOWEST;                                                 \
                         int64_t bd = -1, bh = -1, bw = -1;                               \
+                        if (!ind) {                                                      \
+                            /* values only: a plain max the compiler can select */      \
+                            for (int64_t kd = dl; kd < dh; kd++) {                       \
+                                int64_t id = sd + kd * g->dil[0];                        \
+                                for (int64_t kh = hl; kh < hh; kh++) {                   \
+                                    const T *row = x + (id * g->in[1] + sh +             \
+                                                        kh * g->dil[1]) * g->in[2];      \
+                                    for (int64_t kw = wl; kw < wh; kw++) {               \
+                                        T v = row[sw + kw * g->dil[2]];                  \
+                                        best = v > best ? v : best;                      \
+                                    }                                                    \
+                                }                                                        \
+                            }                                                            \
+                            *y++ = best;                                                 \
+                            continue;                                                    \
+                        }                                                                \
                         for (int64_t kd = dl; kd < dh; kd++) {                           \
                             int64_t id = sd + kd * g->dil[0];                            \
                             for (int64_t kh = hl; kh < hh; kh++) {                       \
@@ -201,9 +229,8 @@ typedef struct {
                             }                                                            \
                         }                                                                \
                         *y++ = best;                                                     \
-                        if (ind)                                                         \
-                            *ind++ = bd < 0 ? -1 : p * isz + bd * j->ist[0] +            \
-                                                       bh * j->ist[1] + bw * j->ist[2];  \
+                        *ind++ = bd < 0 ? -1 : p * isz + bd * j->ist[0] +                \
+                                                   bh * j->ist[1] + bw * j->ist[2];      \
                     }                                                                    \
                 }                                                                        \
             }                                                                            \
@@ -256,7 +283,9 @@ static int maxpool_run(op_ctx *c)
     pool_geom g;
     int rc = pool_geom_make(c, x, &g);
     if (rc) return rc;
-    maxpool_job j = {.g = &g, .x = x->data, .y = c->out[0]->data, .dtype = x->dtype};
+    int64_t *wt = taps_table(&g);
+    if (!wt) return op_fail(c, QK_ENOMEM, "out of memory");
+    maxpool_job j = {.g = &g, .x = x->data, .y = c->out[0]->data, .wt = wt, .dtype = x->dtype};
     if (c->n_out > 1 && c->out[1]) {
         j.ind = c->out[1]->data;
         /* Indices flatten the whole input; storage_order 1 means the spatial
@@ -271,6 +300,7 @@ static int maxpool_run(op_ctx *c)
         }
     }
     tp_parallel_for(c->pool, g.planes, plane_grain(&g), maxpool_fn(x->dtype), &j);
+    free(wt);
     return QK_OK;
 }
 
@@ -280,6 +310,7 @@ typedef struct {
     const pool_geom *g;
     const void *x;
     void *y;
+    const int64_t *wt;        /* taps_table() */
     int include_pad;
 } avgpool_job;
 
@@ -316,8 +347,8 @@ static int64_t padded_taps(const pool_geom *g, int a, int64_t o)
                     taps(g, 1, oh, &sh, &hl, &hh);                                       \
                     int64_t ch = j->include_pad ? padded_taps(g, 1, oh) : hh - hl;       \
                     for (int64_t ow = 0; ow < g->out[2]; ow++) {                         \
-                        int64_t sw, wl, wh;                                              \
-                        taps(g, 2, ow, &sw, &wl, &wh);                                   \
+                        int64_t sw = j->wt[3 * ow], wl = j->wt[3 * ow + 1];              \
+                        int64_t wh = j->wt[3 * ow + 2];                                  \
                         int64_t cw = j->include_pad ? padded_taps(g, 2, ow) : wh - wl;   \
                         double sum = 0;                                                  \
                         for (int64_t kd = dl; kd < dh; kd++) {                           \
@@ -359,8 +390,11 @@ static int avgpool_run(op_ctx *c)
     pool_geom g;
     int rc = pool_geom_make(c, x, &g);
     if (rc) return rc;
-    avgpool_job j = {&g, x->data, c->out[0]->data, node_attr_int(c->node, "count_include_pad", 0) != 0};
+    int64_t *wt = taps_table(&g);
+    if (!wt) return op_fail(c, QK_ENOMEM, "out of memory");
+    avgpool_job j = {&g, x->data, c->out[0]->data, wt, node_attr_int(c->node, "count_include_pad", 0) != 0};
     tp_parallel_for(c->pool, g.planes, plane_grain(&g), x->dtype == DT_FLOAT ? avgpool_f32 : avgpool_f64, &j);
+    free(wt);
     return QK_OK;
 }
 

@@ -29,6 +29,7 @@ typedef struct {
     int64_t rdim[XT_MAX_RANK], rst[XT_MAX_RANK];  /* reduced axes */
     int64_t S;              /* trailing contiguous kept block (1 if the last axis is reduced) */
     int64_t nrows;          /* output rows of S elements */
+    int64_t nch;            /* RCHUNK-wide chunks per row: rows * nch tasks */
     int64_t rcount;         /* elements reduced into each output */
 } rplan;
 
@@ -66,6 +67,7 @@ static void rplan_make(const xt *x, const int *red, rplan *p)
             p->nrows *= d[i];
         }
     }
+    p->nch = (p->S + RCHUNK - 1) / RCHUNK;
 }
 
 typedef struct {
@@ -177,13 +179,14 @@ static int f32_run(enum rkind kind, const float *x, int64_t n, double *acc)
         double acc[RCHUNK], mx[RCHUNK];                                                   \
         int nr = p->nr;                                                                   \
         int64_t cnt = nr ? p->rdim[nr - 1] : 1, rs = nr ? p->rst[nr - 1] : 0;             \
-        for (int64_t row = r0; row < r1; row++) {                                         \
+        for (int64_t t = r0; t < r1; t++) {                                               \
+            int64_t row = t / p->nch, s0 = (t % p->nch) * RCHUNK;                         \
             int64_t base = 0, q = row;                                                    \
             for (int i = p->nk - 1; i >= 0; i--) {                                        \
                 base += (q % p->kdim[i]) * p->kst[i];                                     \
                 q /= p->kdim[i];                                                          \
             }                                                                             \
-            for (int64_t s0 = 0; s0 < p->S; s0 += RCHUNK) {                               \
+            {                                                                             \
                 int64_t sc = p->S - s0 < RCHUNK ? p->S - s0 : RCHUNK;                     \
                 for (int64_t k = 0; k < sc; k++) {                                        \
                     acc[k] = rinit(j->kind);                                              \
@@ -324,9 +327,11 @@ static int reduce_run(op_ctx *c, enum rkind kind)
     rplan_make(x, red, &p);
     rjob j = {&p, kind, x, c->out[0]};
     tp_fn fn = x->dtype == DT_FLOAT ? reduce_f32 : x->dtype == DT_DOUBLE ? reduce_f64 : reduce_any;
-    int64_t work = p.rcount * p.S;
+    /* tasks are (row, chunk) pairs, so a reduction to a single long row
+     * (ReduceMean over the batch, say) still splits across threads */
+    int64_t work = p.rcount * (p.S < RCHUNK ? p.S : RCHUNK);
     int64_t grain = work > 0 ? 65536 / work : 1;
-    tp_parallel_for(c->pool, p.nrows, grain < 1 ? 1 : grain, fn, &j);
+    tp_parallel_for(c->pool, p.nrows * p.nch, grain < 1 ? 1 : grain, fn, &j);
     return QK_OK;
 }
 

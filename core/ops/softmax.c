@@ -40,32 +40,6 @@ static int sm_layout(op_ctx *c, const xt *x, int64_t *outer, int64_t *A, int64_t
     return QK_OK;
 }
 
-/* exp for float without libm's call per element: Cody-Waite range
- * reduction to r in [-ln2/2, ln2/2], a degree-6 polynomial (Cephes expf
- * coefficients, about 1 ulp), and 2^n assembled in the exponent bits.
- * Straight-line code, so the loops calling it vectorize.  Inputs are
- * clamped to the finite range; softmax only passes x - max <= 0, where the
- * clamp at the bottom just returns a denormal-sized value instead of 0. */
-static inline float fast_expf(float x)
-{
-    x = x > 88.3762626647949f ? 88.3762626647949f : x;
-    x = x < -87.3365478515625f ? -87.3365478515625f : x;
-    /* round(x / ln2) by the 1.5 * 2^23 trick (rintf is a call without SSE4.1) */
-    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    float r = x - n * 0.693359375f + n * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    int32_t e = ((int32_t)n + 127) << 23;
-    float scale;
-    memcpy(&scale, &e, sizeof scale);
-    return p * scale;
-}
-
 /* One contiguous float row (inner == 1, the usual last-axis softmax). */
 static void sm_row_f32(const float *x, float *y, int64_t A, enum smkind kind)
 {
@@ -83,30 +57,21 @@ static void sm_row_f32(const float *x, float *y, int64_t A, enum smkind kind)
         for (i = 0; i < A; i++) y[i] = (float)(i == am);
         return;
     }
-    /* LogSoftmax keeps libm's exp: its outputs near 0 are -log(sum), where
-     * the sum's last ulp is the whole answer. */
-    double p[8] = {0}, sum;
-    for (i = 0; i < a8; i += 8) {
-        float e[8];
-        for (int l = 0; l < 8; l++) e[l] = x[i + l] - mx;
-        if (kind == SM_SOFTMAX) {
-            for (int l = 0; l < 8; l++) e[l] = fast_expf(e[l]);
-            for (int l = 0; l < 8; l++) y[i + l] = e[l];
-            for (int l = 0; l < 8; l++) p[l] += e[l];
-        } else {
-            for (int l = 0; l < 8; l++) p[l] += exp((double)e[l]);
+    /* LogSoftmax sums exp in double: its outputs near 0 are -log(sum),
+     * where the sum's last float ulp would be the whole answer. */
+    double p[4] = {0}, sum;
+    for (i = 0; i + 4 <= A; i += 4)
+        for (int l = 0; l < 4; l++) {
+            float d = x[i + l] - mx;
+            if (kind == SM_SOFTMAX) p[l] += y[i + l] = expf(d);
+            else p[l] += exp((double)d);
         }
-    }
     for (; i < A; i++) {
         float d = x[i] - mx;
-        if (kind == SM_SOFTMAX) {
-            y[i] = fast_expf(d);
-            p[0] += y[i];
-        } else {
-            p[0] += exp((double)d);
-        }
+        if (kind == SM_SOFTMAX) p[0] += y[i] = expf(d);
+        else p[0] += exp((double)d);
     }
-    sum = ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
+    sum = (p[0] + p[1]) + (p[2] + p[3]);
     if (kind == SM_SOFTMAX) {
         float inv = (float)(1.0 / sum);
         for (i = 0; i < A; i++) y[i] *= inv;
@@ -172,7 +137,7 @@ static void sm_row_f32(const float *x, float *y, int64_t A, enum smkind kind)
     }
 
 #define ROW_FAST (j->inner == 1 && (sm_row_f32((const float *)x, (float *)y, j->A, j->kind), 1))
-SM_FN(sm_f32, float, fast_expf, log)
+SM_FN(sm_f32, float, expf, log)
 #undef ROW_FAST
 #define ROW_FAST 0
 SM_FN(sm_f64, double, exp, log)

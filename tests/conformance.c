@@ -116,9 +116,10 @@ static int classify(const char *dir)
     }
     if (ok && ir_check_ops(g, &err) == QK_OK && ir_infer(g, &err) == QK_ENOTSUP) {
         /* e.g. Cast to float16: the op exists, the type does not */
-        snprintf(why, sizeof why, "unsupported: %.200s", err.msg);
-        char *p = strchr(why, '\'');   /* group by op, not by node name */
-        if (p) *p = 0;
+        /* Group by op and reason, not by node: drop "node 'NAME': ". */
+        const char *m = err.msg, *q1 = strstr(m, " node '"), *q2 = q1 ? strstr(q1 + 7, "': ") : NULL;
+        if (q1 && q2) snprintf(why, sizeof why, "%.*s: %.160s", (int)(q1 - m), m, q2 + 3);
+        else snprintf(why, sizeof why, "%.200s", m);
         add_reason(why);
         ok = 0;
     }

@@ -29,6 +29,8 @@ static int is_int_dtype(int dt)
  * Returns QK_OK, QK_UNKNOWN while the value is not known, or an error. */
 static int read_ints(op_ctx *c, const xt *t, const char *what, int64_t *v, int max, int *n)
 {
+    /* An upstream value whose type is not inferred yet. */
+    if (t->dtype == DT_UNDEFINED) return QK_UNKNOWN;
     if (!is_int_dtype(t->dtype))
         return op_fail(c, QK_EINVAL, "%s must be an integer tensor, got %s", what, dtype_name(t->dtype));
     if (t->rank > 1) return op_fail(c, QK_EINVAL, "%s must be 1-D, got rank %d", what, t->rank);
@@ -222,10 +224,12 @@ static int concat_axis(op_ctx *c, int rank, int *axis)
 static int concat_infer(op_ctx *c)
 {
     const xt *f = NULL;
+    int dt = DT_UNDEFINED;
     for (int i = 0; i < c->n_in; i++) {
         if (!c->in[i]) continue;
         if (c->in[i]->rank < 0) return QK_UNKNOWN;
         if (!f) f = c->in[i];
+        if (!dt) dt = c->in[i]->dtype;
     }
     if (!f) return op_fail(c, QK_EINVAL, "no inputs");
     int r = f->rank, axis;
@@ -239,7 +243,7 @@ static int concat_infer(op_ctx *c)
         const xt *t = c->in[i];
         if (!t) continue;
         char a[128], b[128];
-        if (t->rank != r || t->dtype != f->dtype)
+        if (t->rank != r || (t->dtype && t->dtype != dt))
             return op_fail(c, QK_EINVAL, "input %d (%s %s) does not match input 0 (%s %s)", i,
                            dtype_name(t->dtype), xt_shape_str(t, a, sizeof a), dtype_name(f->dtype),
                            xt_shape_str(f, b, sizeof b));
@@ -254,7 +258,7 @@ static int concat_infer(op_ctx *c)
             }
         }
     }
-    set_shape(c->out[0], f->dtype, r, dims);
+    set_shape(c->out[0], dt, r, dims);
     return QK_OK;
 }
 
@@ -482,7 +486,7 @@ static int gather_infer(op_ctx *c)
 {
     const xt *x = c->in[0], *idx = c->in[1];
     if (x->rank < 0 || idx->rank < 0) return QK_UNKNOWN;
-    if (idx->dtype != DT_INT32 && idx->dtype != DT_INT64)
+    if (idx->dtype && idx->dtype != DT_INT32 && idx->dtype != DT_INT64)
         return op_fail(c, QK_EINVAL, "indices must be int32 or int64, got %s", dtype_name(idx->dtype));
     int64_t a = node_attr_int(c->node, "axis", 0);
     int axis = norm_axis(a, x->rank);
@@ -528,7 +532,7 @@ static int gather_elements_infer(op_ctx *c)
 {
     const xt *x = c->in[0], *idx = c->in[1];
     if (x->rank < 0 || idx->rank < 0) return QK_UNKNOWN;
-    if (idx->dtype != DT_INT32 && idx->dtype != DT_INT64)
+    if (idx->dtype && idx->dtype != DT_INT32 && idx->dtype != DT_INT64)
         return op_fail(c, QK_EINVAL, "indices must be int32 or int64, got %s", dtype_name(idx->dtype));
     if (idx->rank != x->rank)
         return op_fail(c, QK_EINVAL, "indices rank %d differs from data rank %d", idx->rank, x->rank);
@@ -574,7 +578,7 @@ static int gather_elements_run(op_ctx *c)
 
 /* ---- Pad -------------------------------------------------------------------- */
 
-enum { PAD_CONSTANT, PAD_REFLECT, PAD_EDGE };
+enum { PAD_CONSTANT, PAD_REFLECT, PAD_EDGE, PAD_WRAP };
 
 typedef struct pad_plan {
     int64_t begin[XT_MAX_RANK], end[XT_MAX_RANK];
@@ -587,6 +591,7 @@ static int pad_plan_make(op_ctx *c, const xt *x, pad_plan *p)
     if (!strcmp(m, "constant")) p->mode = PAD_CONSTANT;
     else if (!strcmp(m, "reflect")) p->mode = PAD_REFLECT;
     else if (!strcmp(m, "edge")) p->mode = PAD_EDGE;
+    else if (!strcmp(m, "wrap")) p->mode = PAD_WRAP;
     else return op_fail(c, QK_ENOTSUP, "pad mode '%s' is not supported", m);
     int64_t pads[2 * XT_MAX_RANK], axes[XT_MAX_RANK];
     int np, na = -1, rc;
@@ -637,7 +642,7 @@ static int pad_infer(op_ctx *c)
                            (long long)p.begin[d], (long long)p.end[d], d, (long long)x->dims[d]);
         if (p.mode != PAD_CONSTANT && x->dims[d] == 0 && dims[d] > 0)
             return op_fail(c, QK_EINVAL, "cannot %s-pad the empty axis %d",
-                           p.mode == PAD_REFLECT ? "reflect" : "edge", d);
+                           p.mode == PAD_REFLECT ? "reflect" : p.mode == PAD_EDGE ? "edge" : "wrap", d);
     }
     set_shape(c->out[0], x->dtype, x->rank, dims);
     return QK_OK;
@@ -651,6 +656,7 @@ static int64_t pad_src(int64_t i, int64_t b, int64_t dim, int mode)
     if (s >= 0 && s < dim) return s;
     if (mode == PAD_CONSTANT) return -1;
     if (mode == PAD_EDGE) return s < 0 ? 0 : dim - 1;
+    if (mode == PAD_WRAP) return (s % dim + dim) % dim;
     if (dim == 1) return 0;
     /* Reflect without repeating the edge; pads wider than the axis keep
      * bouncing like numpy's reflect. */
@@ -923,6 +929,7 @@ static int64_t onehot_depth(const xt *d)
 static int onehot_infer(op_ctx *c)
 {
     const xt *idx = c->in[0], *dep = c->in[1], *val = c->in[2];
+    if (!idx->dtype || !dep->dtype || !val->dtype) return QK_UNKNOWN;
     if (!dtype_supported(val->dtype) || !dtype_supported(dep->dtype) || !dtype_supported(idx->dtype))
         return op_fail(c, QK_ENOTSUP, "OneHot with %s/%s/%s is not supported", dtype_name(idx->dtype),
                        dtype_name(dep->dtype), dtype_name(val->dtype));

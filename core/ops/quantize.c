@@ -1,5 +1,5 @@
 /* This file implements QuantizeLinear and DequantizeLinear, the two ops a
- * QDQ model is made of, per tensor or per axis.
+ * QDQ model is made of, per tensor or per axis, and DynamicQuantizeLinear.
  *
  * They are the reference for everything quantkit writes: a calibrated model
  * is only as right as these kernels, so they follow the spec to the bit
@@ -76,6 +76,7 @@ static int quantize_infer(op_ctx *c)
 {
     const xt *x = c->in[0];
     int dt = q_out_dtype(c);
+    if (!dt || !x->dtype || !c->in[1]->dtype) return QK_UNKNOWN;   /* upstream types not inferred yet */
     int32_t lo, hi;
     if (!q_range(dt, &lo, &hi))
         return op_fail(c, QK_ENOTSUP, "quantizing to %s is not supported", dtype_name(dt));
@@ -190,6 +191,7 @@ static int dequantize_infer(op_ctx *c)
 {
     const xt *x = c->in[0];
     int32_t lo, hi;
+    if (!x->dtype || !c->in[1]->dtype || (has_in(c, 2) && !c->in[2]->dtype)) return QK_UNKNOWN;
     if (!q_range(x->dtype, &lo, &hi) && x->dtype != DT_INT32)
         return op_fail(c, QK_ENOTSUP, "dequantizing %s is not supported", dtype_name(x->dtype));
     if (has_in(c, 2) && c->in[2]->dtype != x->dtype)
@@ -213,7 +215,8 @@ typedef struct dq_job {
     int64_t inner, dim;
 } dq_job;
 
-#define DQ_LOOP(T)                                                             \
+/* W is wide enough for x - zero point: int32 inputs need int64. */
+#define DQ_LOOP(T, W)                                                          \
     do {                                                                       \
         const T *xd = (const T *)j->x->data;                                   \
         for (int64_t i = b; i < e;) {                                          \
@@ -222,7 +225,7 @@ typedef struct dq_job {
             if (stop > e) stop = e;                                            \
             float s = j->scale[ch];                                            \
             int32_t z = j->zp[ch];                                             \
-            for (; i < stop; i++) j->y[i] = (float)((int32_t)xd[i] - z) * s;   \
+            for (; i < stop; i++) j->y[i] = (float)((W)xd[i] - z) * s;         \
         }                                                                      \
     } while (0)
 
@@ -230,11 +233,11 @@ static void dq_range_run(void *arg, int64_t b, int64_t e, int tid)
 {
     const dq_job *j = arg;
     switch (j->x->dtype) {
-    case DT_UINT8: DQ_LOOP(uint8_t); break;
-    case DT_INT8: DQ_LOOP(int8_t); break;
-    case DT_UINT16: DQ_LOOP(uint16_t); break;
-    case DT_INT16: DQ_LOOP(int16_t); break;
-    case DT_INT32: DQ_LOOP(int32_t); break;
+    case DT_UINT8: DQ_LOOP(uint8_t, int32_t); break;
+    case DT_INT8: DQ_LOOP(int8_t, int32_t); break;
+    case DT_UINT16: DQ_LOOP(uint16_t, int32_t); break;
+    case DT_INT16: DQ_LOOP(int16_t, int32_t); break;
+    case DT_INT32: DQ_LOOP(int32_t, int64_t); break;
     default: break;
     }
 }
@@ -264,8 +267,52 @@ static int dequantize_run(op_ctx *c)
     return QK_OK;
 }
 
+/* ---- DynamicQuantizeLinear ----------------------------------------------- */
+
+static int dynq_infer(op_ctx *c)
+{
+    const xt *x = c->in[0];
+    if (!x->dtype) return QK_UNKNOWN;
+    if (x->dtype != DT_FLOAT)
+        return op_fail(c, QK_ENOTSUP, "quantizing %s input is not supported", dtype_name(x->dtype));
+    xt *y = c->out[0];
+    y->dtype = DT_UINT8;
+    y->rank = x->rank;
+    memcpy(y->dims, x->dims, sizeof y->dims);
+    if (c->n_out > 1 && c->out[1]) *c->out[1] = (xt){.dtype = DT_FLOAT, .rank = 0};
+    if (c->n_out > 2 && c->out[2]) *c->out[2] = (xt){.dtype = DT_UINT8, .rank = 0};
+    return QK_OK;
+}
+
+/* The spec's uint8 recipe: the range is widened to include 0 so that 0 is
+ * exact, scale = range / 255, zero point = round(-min / scale) saturated. */
+static int dynq_run(op_ctx *c)
+{
+    const xt *x = c->in[0];
+    int64_t n = xt_numel(x);
+    const float *xd = x->data;
+    float mn = 0, mx = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (xd[i] < mn) mn = xd[i];
+        if (xd[i] > mx) mx = xd[i];
+    }
+    float scale = (mx - mn) / 255.0f;
+    int32_t zp = scale == 0 ? 0 : q_one(-mn, scale, 0, 0, 255);
+    if (c->n_out > 1 && c->out[1]) *(float *)c->out[1]->data = scale;
+    if (c->n_out > 2 && c->out[2]) *(uint8_t *)c->out[2]->data = (uint8_t)zp;
+    if (n == 0) return QK_OK;
+    q_job j = {.x = x, .y = c->out[0], .inner = n, .dim = 1, .lo = 0, .hi = 255};
+    /* An all-zero input has scale 0: every element is the zero point. */
+    float one = scale == 0 ? 1 : scale;
+    j.scale = &one;
+    j.zp = &zp;
+    tp_parallel_for(c->pool, n, 16384, q_range_run, &j);
+    return QK_OK;
+}
+
 const op_def ops_quantize[] = {
     {"QuantizeLinear", quantize_infer, quantize_run},
     {"DequantizeLinear", dequantize_infer, dequantize_run},
+    {"DynamicQuantizeLinear", dynq_infer, dynq_run},
 };
 const int ops_quantize_count = sizeof ops_quantize / sizeof ops_quantize[0];

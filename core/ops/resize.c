@@ -209,6 +209,13 @@ static int rs_plan_make(op_ctx *c, const xt *x, rs_plan *p)
         for (int d = 0; d < r; d++)
             if (p->width[d] == 0) p->width[d] = (double)p->out[d];
     }
+    /* Opset 18's antialias widens the filter when downscaling; upscaling is
+     * unaffected, so only refuse what would come out different. */
+    if (!legacy && p->mode != RS_NEAREST && node_attr_int(c->node, "antialias", 0))
+        for (int d = 0; d < r; d++)
+            if (p->scale[d] < 1)
+                return op_fail(c, QK_ENOTSUP, "antialiased downscaling is not supported (axis %d, scale %g)", d,
+                               p->scale[d]);
     return QK_OK;
 }
 
@@ -271,6 +278,55 @@ static int64_t rs_nearest(const rs_plan *p, int d, double v)
 
 /* ---- nearest: index maps, any dtype --------------------------------------- */
 
+typedef struct nn_job {
+    const char *src;
+    char *dst;
+    int r;
+    size_t es;
+    const int64_t *m[XT_MAX_RANK];   /* per axis: source offset (elements) or -1 */
+    const int64_t *out;
+    const char *ev;                  /* extrapolation value, one element */
+} nn_job;
+
+/* Output rows [b, e) of the innermost axis. */
+static void nn_rows(void *arg, int64_t b, int64_t e, int tid)
+{
+    const nn_job *j = arg;
+    int r = j->r;
+    size_t es = j->es;
+    int64_t inner = j->out[r - 1], idx[XT_MAX_RANK] = {0};
+    for (int64_t rem = b, d = r - 2; d >= 0; d--) {
+        idx[d] = rem % j->out[d];
+        rem /= j->out[d];
+    }
+    const int64_t *ml = j->m[r - 1];
+    char *dst = j->dst + b * inner * (int64_t)es;
+    for (int64_t row = b; row < e; row++) {
+        int64_t off = 0;
+        int outside = 0;
+        for (int d = 0; d < r - 1; d++) {
+            int64_t k = j->m[d][idx[d]];
+            if (k < 0) outside = 1;
+            off += k;
+        }
+        if (es == 4 && !outside) {
+            const float *sp = (const float *)j->src + off;
+            float *dp = (float *)dst;
+            for (int64_t i = 0; i < inner; i++)
+                if (ml[i] < 0) memcpy(dp + i, j->ev, 4);
+                else dp[i] = sp[ml[i]];
+            dst += inner * 4;
+        } else {
+            for (int64_t i = 0; i < inner; i++, dst += es)
+                memcpy(dst, outside || ml[i] < 0 ? j->ev : j->src + (off + ml[i]) * (int64_t)es, es);
+        }
+        for (int d = r - 2; d >= 0; d--) {
+            if (++idx[d] < j->out[d]) break;
+            idx[d] = 0;
+        }
+    }
+}
+
 static int rs_run_nearest(op_ctx *c, const rs_plan *p)
 {
     const xt *x = c->in[0];
@@ -290,45 +346,21 @@ static int rs_run_nearest(op_ctx *c, const rs_plan *p)
     for (int d = 0; d < r; d++) nmap += p->out[d];
     int64_t *map = malloc((size_t)nmap * sizeof *map);
     if (!map) return op_fail(c, QK_ENOMEM, "out of memory");
-    int64_t *m[XT_MAX_RANK], xs[XT_MAX_RANK], at = 0;
+    nn_job j = {.src = x->data, .dst = y->data, .r = r, .es = es, .out = p->out, .ev = ev};
+    int64_t xs[XT_MAX_RANK], at = 0;
     xt_strides(x, xs);
     for (int d = 0; d < r; d++) {
-        m[d] = map + at;
+        int64_t *m = map + at;
         at += p->out[d];
         for (int64_t o = 0; o < p->out[d]; o++) {
             int outside;
             double v = rs_coord(p, d, o, &outside);
-            m[d][o] = outside ? -1 : rs_nearest(p, d, v) * xs[d];
+            m[o] = outside ? -1 : rs_nearest(p, d, v) * xs[d];
         }
+        j.m[d] = m;
     }
-    int64_t inner = p->out[r - 1], rows = total / inner, idx[XT_MAX_RANK] = {0};
-    const char *s = x->data;
-    char *dst = y->data;
-    const int64_t *ml = m[r - 1];
-    for (int64_t row = 0; row < rows; row++) {
-        int64_t off = 0;
-        int outside = 0;
-        for (int d = 0; d < r - 1; d++) {
-            int64_t k = m[d][idx[d]];
-            if (k < 0) outside = 1;
-            off += k;
-        }
-        if (es == 4 && !outside) {
-            const float *sp = (const float *)s + off;
-            float *dp = (float *)dst;
-            for (int64_t j = 0; j < inner; j++)
-                if (ml[j] < 0) memcpy(dp + j, ev, 4);
-                else dp[j] = sp[ml[j]];
-            dst += inner * 4;
-        } else {
-            for (int64_t j = 0; j < inner; j++, dst += es)
-                memcpy(dst, outside || ml[j] < 0 ? ev : s + (off + ml[j]) * (int64_t)es, es);
-        }
-        for (int d = r - 2; d >= 0; d--) {
-            if (++idx[d] < p->out[d]) break;
-            idx[d] = 0;
-        }
-    }
+    int64_t inner = p->out[r - 1];
+    tp_parallel_for(c->pool, total / inner, inner >= 4096 ? 1 : 4096 / inner, nn_rows, &j);
     free(map);
     return QK_OK;
 }

@@ -10,7 +10,9 @@
  * every infer whose output shape depends on an input's values returns
  * QK_UNKNOWN while that value is not known yet. */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <stdlib.h>
 #include "ops.h"
 
@@ -35,6 +37,8 @@ static int is_int_dtype(int dt)
  * an error naming `what` (wrong type, too many values). */
 static int read_ints(op_ctx *c, const xt *t, const char *what, int64_t *v, int max, int *n)
 {
+    /* An upstream value whose type is not inferred yet. */
+    if (t->dtype == DT_UNDEFINED) return QK_UNKNOWN;
     if (!is_int_dtype(t->dtype))
         return op_fail(c, QK_EINVAL, "%s must be an integer tensor, got %s", what, dtype_name(t->dtype));
     if (t->rank > 1)
@@ -47,6 +51,16 @@ static int read_ints(op_ctx *c, const xt *t, const char *what, int64_t *v, int m
     for (int64_t i = 0; i < cnt; i++) v[i] = xt_get_i64(t, i);
     *n = (int)cnt;
     return QK_OK;
+}
+
+/* Writes "[4,-1,0]" into buf: a target shape as given, -1 and all. */
+static const char *ints_str(const int64_t *v, int n, char *buf, size_t len)
+{
+    size_t o = (size_t)snprintf(buf, len, "[");
+    for (int i = 0; i < n && o < len; i++)
+        o += (size_t)snprintf(buf + o, len - o, "%s%lld", i ? "," : "", (long long)v[i]);
+    if (o < len) snprintf(buf + o, len - o, "]");
+    return buf;
 }
 
 /* Product of dims[from, to); -1 if any of them is unknown. */
@@ -182,10 +196,8 @@ static int reshape_infer(op_ctx *c)
             dims[infer_at] = -1;
         } else if (known == 0 || total % known) {
             char a[128], b[128];
-            xt tgt = {.rank = n};
-            memcpy(tgt.dims, shape, (size_t)n * sizeof *shape);
-            return op_fail(c, QK_EINVAL, "cannot reshape %s into %s", xt_shape_str(x, a, sizeof a),
-                           xt_shape_str(&tgt, b, sizeof b));
+            return op_fail(c, QK_EINVAL, "cannot reshape %s (%lld elements) into %s", xt_shape_str(x, a, sizeof a),
+                           (long long)total, ints_str(shape, n, b, sizeof b));
         } else {
             dims[infer_at] = total / known;
         }
@@ -244,7 +256,8 @@ static int squeeze_infer(op_ctx *c)
     if (rc != QK_OK) return rc;
     if (x->rank < 0) return QK_UNKNOWN;
     int drop[XT_MAX_RANK] = {0};
-    if (absent) {
+    /* Empty axes mean "all size-1 dims" too, as in onnxruntime. */
+    if (absent || n == 0) {
         for (int i = 0; i < x->rank; i++) {
             if (x->dims[i] < 0) return QK_UNKNOWN;   /* might be 1 */
             drop[i] = x->dims[i] == 1;
@@ -548,7 +561,8 @@ static int cos_run(op_ctx *c)
 
 /* ---- Range ------------------------------------------------------------------- */
 
-/* Element count of Range(start, limit, delta), or -1 for a zero delta. */
+/* Element count of Range(start, limit, delta), or -1 for a zero delta or a
+ * range int64 cannot span. */
 static int64_t range_count(const xt *s, const xt *l, const xt *d)
 {
     if (s->dtype == DT_FLOAT || s->dtype == DT_DOUBLE) {
@@ -560,7 +574,8 @@ static int64_t range_count(const xt *s, const xt *l, const xt *d)
     int64_t a = xt_get_i64(s, 0), b = xt_get_i64(l, 0), dl = xt_get_i64(d, 0);
     if (dl == 0) return -1;
     /* Integer ceil division without going through double. */
-    int64_t num = b - a;
+    int64_t num;
+    if (__builtin_sub_overflow(b, a, &num) || dl == INT64_MIN) return -1;
     int64_t q = num / dl;
     if ((num % dl != 0) && ((num > 0) == (dl > 0))) q++;
     return q > 0 ? q : 0;
@@ -570,6 +585,7 @@ static int range_infer(op_ctx *c)
 {
     const xt *s = c->in[0], *l = c->in[1], *d = c->in[2];
     int dt = s->dtype;
+    if (!dt || !l->dtype || !d->dtype) return QK_UNKNOWN;
     if (!dtype_supported(dt) || dt == DT_BOOL)
         return op_fail(c, QK_ENOTSUP, "Range of %s is not supported", dtype_name(dt));
     if (l->dtype != dt || d->dtype != dt) return op_fail(c, QK_EINVAL, "start, limit and delta differ in type");
@@ -577,7 +593,7 @@ static int range_infer(op_ctx *c)
     if (xt_numel(s) != 1 || xt_numel(l) != 1 || xt_numel(d) != 1)
         return op_fail(c, QK_EINVAL, "start, limit and delta must be scalars");
     int64_t n = range_count(s, l, d);
-    if (n < 0) return op_fail(c, QK_EINVAL, "delta must be non-zero and values finite");
+    if (n < 0) return op_fail(c, QK_EINVAL, "delta must be non-zero, values finite and the range within int64");
     set_shape(c->out[0], dt, 1, &n);
     return QK_OK;
 }
@@ -609,14 +625,31 @@ static int cast_check(op_ctx *c, int from, int to)
 static int cast_to(op_ctx *c)
 {
     if (strcmp(node_op_type(c->node), "CastLike") == 0) return c->in[1]->dtype;
-    return (int)node_attr_int(c->node, "to", DT_UNDEFINED);
+    int to = (int)node_attr_int(c->node, "to", DT_UNDEFINED);
+    const char *name = to ? NULL : node_attr_str(c->node, "to", NULL);
+    if (name) {
+        /* Cast-1 named the type ("FLOAT") instead of numbering it. */
+        static const struct { const char *name; int dt; } names[] = {
+            {"FLOAT", DT_FLOAT}, {"UINT8", DT_UINT8}, {"INT8", DT_INT8}, {"UINT16", DT_UINT16},
+            {"INT16", DT_INT16}, {"INT32", DT_INT32}, {"INT64", DT_INT64}, {"STRING", DT_STRING},
+            {"BOOL", DT_BOOL}, {"FLOAT16", DT_FLOAT16}, {"DOUBLE", DT_DOUBLE}, {"UINT32", DT_UINT32},
+            {"UINT64", DT_UINT64},
+        };
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+            if (!strcasecmp(name, names[i].name)) return names[i].dt;
+    }
+    return to;
 }
 
 static int cast_infer(op_ctx *c)
 {
     int to = cast_to(c);
-    if (to == DT_UNDEFINED) return op_fail(c, QK_EINVAL, "no target type ('to' attribute)");
-    int rc = cast_check(c, c->in[0]->dtype, to);
+    if (to == DT_UNDEFINED) {
+        if (c->n_in > 1) return QK_UNKNOWN;   /* CastLike's target not typed yet */
+        return op_fail(c, QK_EINVAL, "no target type ('to' attribute)");
+    }
+    /* The output type is known even when the input's is not yet. */
+    int rc = cast_check(c, c->in[0]->dtype ? c->in[0]->dtype : to, to);
     if (rc != QK_OK) return rc;
     set_shape(c->out[0], to, c->in[0]->rank, c->in[0]->dims);
     return QK_OK;
@@ -683,6 +716,7 @@ static int eyelike_infer(op_ctx *c)
     if (x->rank < 0) return QK_UNKNOWN;
     if (x->rank != 2) return op_fail(c, QK_EINVAL, "input must be 2-D, got rank %d", x->rank);
     int dt = (int)node_attr_int(c->node, "dtype", x->dtype);
+    if (dt == DT_UNDEFINED) return QK_UNKNOWN;
     if (!dtype_supported(dt)) return op_fail(c, QK_ENOTSUP, "dtype %s is not supported", dtype_name(dt));
     set_shape(c->out[0], dt, 2, x->dims);
     return QK_OK;

@@ -445,15 +445,15 @@ int ir_decode_tensor(const Onnx__TensorProto *tp, const char *dir, xt *t, qk_err
         have = nbytes;
     } else if (tp->has_raw_data) {
         have = tp->raw_data.len;
-        if (have == nbytes) memcpy(t->data, tp->raw_data.data, nbytes);
+        if (have == nbytes && nbytes) memcpy(t->data, tp->raw_data.data, nbytes);
     } else {
         /* Typed fields: ONNX packs small integer types into int32_data and
          * uint32 into uint64_data. */
         size_t n = 0;
         switch (t->dtype) {
-        case DT_FLOAT: n = tp->n_float_data; if (n == (size_t)numel) memcpy(t->data, tp->float_data, nbytes); break;
-        case DT_DOUBLE: n = tp->n_double_data; if (n == (size_t)numel) memcpy(t->data, tp->double_data, nbytes); break;
-        case DT_INT64: n = tp->n_int64_data; if (n == (size_t)numel) memcpy(t->data, tp->int64_data, nbytes); break;
+        case DT_FLOAT: n = tp->n_float_data; if (n == (size_t)numel && n) memcpy(t->data, tp->float_data, nbytes); break;
+        case DT_DOUBLE: n = tp->n_double_data; if (n == (size_t)numel && n) memcpy(t->data, tp->double_data, nbytes); break;
+        case DT_INT64: n = tp->n_int64_data; if (n == (size_t)numel && n) memcpy(t->data, tp->int64_data, nbytes); break;
         case DT_INT32: case DT_INT16: case DT_INT8: case DT_UINT16: case DT_UINT8: case DT_BOOL:
             n = tp->n_int32_data;
             if (n == (size_t)numel)

@@ -24,6 +24,11 @@ typedef struct host_ctx {
 void host_ctx_init(host_ctx *ctx, const char *who, ir_graph *g, qk_err *err);
 /* The params sub-table (host_params.c, over the YAML config's typed maps). */
 const qk_params_api *host_params_api(void);
+struct cfg_map;
+/* A params handle over a config map (NULL: no arguments) whose errors go
+ * to err.  Free with host_params_free (NULL is a no-op). */
+qk_params *host_params_new(const struct cfg_map *map, qk_err *err);
+void host_params_free(qk_params *p);
 /* Wraps a runtime tensor for a plugin call (no copy). */
 struct qk_tensor host_tensor_view(const xt *t, const char *name);
 

@@ -1,0 +1,84 @@
+/* This file implements `quantkit plan MODEL.onnx -c CONFIG.yaml [--json]`:
+ * the resolved quantization plan, printed before anything is calibrated, so
+ * an engineer can check which rule applies where (AMCT's per-layer config). */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <quantkit/quantkit.h>
+#include "cli.h"
+#include "config.h"
+#include "host.h"
+#include "onnx_io.h"
+#include "plan.h"
+#include "registry.h"
+
+/* Loads every plugin the plan names, so an unknown observer or quantizer
+ * fails here, with the list of what was found, instead of mid-calibration. */
+static int check_plugins(registry *reg, const quant_plan *p, qk_err *err)
+{
+    for (int i = 0; i < p->n; i++) {
+        const plan_entry *e = &p->entries[i];
+        if (e->role == PLAN_BIAS) continue;
+        const qk_plugin_descriptor *d;
+        int rc = registry_get(reg, QK_PLUGIN_OBSERVER, e->rule->observer, &d, err);
+        if (rc == QK_OK && e->role == PLAN_WEIGHT && e->rule->quantizer)
+            rc = registry_get(reg, QK_PLUGIN_FAKEQUANT, e->rule->quantizer, &d, err);
+        if (rc) return rc;
+    }
+    return QK_OK;
+}
+
+int cmd_plan(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, 0, 'c'}, {"json", no_argument, 0, 'j'}, {0, 0, 0, 0}};
+    const char *cfg_path = NULL;
+    int json = 0, c, status = 1;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "c:j", opts, NULL)) != -1) {
+        if (c == 'c') cfg_path = optarg;
+        else if (c == 'j') json = 1;
+        else return cli_error("plan: bad option (see quantkit --help)");
+    }
+    if (optind != argc - 1 || !cfg_path)
+        return cli_error("usage: quantkit plan MODEL.onnx -c CONFIG.yaml [--json]");
+    qk_err err = {0};
+    qk_config *cfg = NULL;
+    ir_graph *g = NULL;
+    registry *reg = NULL;
+    quant_plan *plan = NULL;
+    const qk_plugin_descriptor *backend;
+    if (config_load(cfg_path, &cfg, &err) || onnx_load(argv[optind], &g, &err) ||
+        registry_new((const char *const *)cfg->plugin_path, cfg->n_plugin_path, &reg, &err) ||
+        registry_get(reg, QK_PLUGIN_BACKEND, cfg->backend.value, &backend, &err)) {
+        cli_error("%s", err.msg);
+        goto done;
+    }
+    const qk_backend_vtable *bv = backend->vtable;
+    if (bv->check_options) {
+        host_ctx hc;
+        char who[128];
+        snprintf(who, sizeof who, "backend '%s'", backend->name);
+        host_ctx_init(&hc, who, g, &err);
+        qk_params *opts_p = host_params_new(&cfg->backend_options.value, &err);
+        int rc = opts_p ? bv->check_options(&hc.host, opts_p) : QK_ENOMEM;
+        host_params_free(opts_p);
+        if (rc) {
+            cli_error("%s", err.code ? err.msg : "backend options refused");
+            goto done;
+        }
+    }
+    if (plan_build(g, cfg, bv->quantized_ops, &plan, &err) || check_plugins(reg, plan, &err)) {
+        cli_error("%s", err.msg);
+        goto done;
+    }
+    plan_print(plan, g, backend->name, json, stdout);
+    status = 0;
+done:
+    plan_free(plan);
+    registry_free(reg);
+    ir_free(g);
+    config_free(cfg);
+    return status;
+}

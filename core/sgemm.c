@@ -6,8 +6,10 @@
  * the matrices out (transposed or not, any leading dimension).  The loops
  * around it block K by KC (a KC x NR sliver of packed B stays in L1), M by MC
  * (the packed MC x KC block of A stays in L2) and N by NC (the packed KC x NC
- * panel of B stays in L3).  alpha is folded into packed A; beta is applied
- * when the first KC block's tile is written, later blocks accumulate.
+ * panel of B stays in L3).  alpha and beta are applied when a tile is
+ * written: beta by the first KC block, later blocks accumulate.  Row-major
+ * A is not packed at all: the kernel reads its rows in place, which is as
+ * fast once the block sits in L2 and saves a full copy of A per call.
  *
  * The micro-kernel is picked once at run time: AVX-512F (12 x 32), AVX2+FMA
  * (6 x 16), or portable C.  Threads each take a rectangle of C and run the
@@ -31,105 +33,130 @@
 #define MAX_NR 32
 #define ALIGN 64
 
-/* Full MR x NR tile: C = acc + beta * C (beta == 0: C not read), where acc
- * is the product of the packed kc-long slivers a (MR per k) and b (NR per k). */
-typedef void (*ukernel_fn)(int64_t kc, const float *a, const float *b,
-                           float *c, int64_t ldc, float beta);
+/* Full MR x NR tile: C = alpha * acc + beta * C (beta == 0: C not read),
+ * where acc is the product of a kc-long sliver of A (MR rows) and one of
+ * packed B (NR values per k).  Each kernel comes in two flavours: `packed`
+ * reads A packed (MR values per k), `rows` reads A in place, row i at
+ * a + i * lda, which saves packing A when it is already row-major: for
+ * products with few columns (late conv layers, batch-1 Gemm) packing A
+ * would cost as much as the arithmetic. */
+typedef void (*ukernel_fn)(int64_t kc, const float *a, int64_t lda, const float *b,
+                           float *c, int64_t ldc, float alpha, float beta);
 
 typedef struct kernel {
     const char *name;
     int mr, nr;
     int64_t kc, mc, nc;   /* cache blocking; mc % mr == 0, nc % nr == 0 */
-    ukernel_fn run;
+    ukernel_fn packed, rows;
+    int simd;             /* the AVX2 helpers may be used */
 } kernel;
 
 /* ---------------------------------------------------------------- kernels */
 
-/* Portable micro-kernel.  Written over a small local accumulator so the
+/* Portable micro-kernel.  A is addressed as a[i * rs + k * cs], so one body
+ * serves both flavours; written over a small local accumulator so the
  * compiler can keep it in vector registers with whatever ISA it targets. */
 #define C_MR 4
 #define C_NR 8
-static void uk_c(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, float beta)
+static void uk_c(int64_t kc, const float *a, int64_t rs, int64_t cs, const float *b,
+                 float *c, int64_t ldc, float alpha, float beta)
 {
     float acc[C_MR][C_NR] = {{0}};
     for (int64_t k = 0; k < kc; k++) {
         for (int i = 0; i < C_MR; i++)
-            for (int j = 0; j < C_NR; j++) acc[i][j] += a[i] * b[j];
-        a += C_MR;
+            for (int j = 0; j < C_NR; j++) acc[i][j] += a[i * rs] * b[j];
+        a += cs;
         b += C_NR;
     }
     for (int i = 0; i < C_MR; i++) {
         float *ci = c + i * ldc;
         if (beta == 0.0f)
-            for (int j = 0; j < C_NR; j++) ci[j] = acc[i][j];
+            for (int j = 0; j < C_NR; j++) ci[j] = alpha * acc[i][j];
         else
-            for (int j = 0; j < C_NR; j++) ci[j] = acc[i][j] + beta * ci[j];
+            for (int j = 0; j < C_NR; j++) ci[j] = alpha * acc[i][j] + beta * ci[j];
     }
+}
+
+static void uk_c_packed(int64_t kc, const float *a, int64_t lda, const float *b, float *c,
+                        int64_t ldc, float alpha, float beta)
+{
+    uk_c(kc, a, 1, C_MR, b, c, ldc, alpha, beta);
+}
+
+static void uk_c_rows(int64_t kc, const float *a, int64_t lda, const float *b, float *c,
+                      int64_t ldc, float alpha, float beta)
+{
+    uk_c(kc, a, lda, 1, b, c, ldc, alpha, beta);
 }
 
 #ifdef HAVE_X86
 /* 6 x 16 with AVX2+FMA: 12 accumulators, 2 B vectors, 1 broadcast = 15 of
- * the 16 ymm registers. */
-#define STORE8(p, v)                                                          \
-    do {                                                                      \
-        if (beta == 0.0f) _mm256_storeu_ps(p, v);                             \
-        else _mm256_storeu_ps(p, _mm256_fmadd_ps(vbeta, _mm256_loadu_ps(p), v)); \
+ * the 16 ymm registers.  rs/cs as in uk_c; the wrappers pass constants so
+ * each flavour compiles to its own tight loop. */
+#define STORE8(p, v)                                                              \
+    do {                                                                          \
+        __m256 t_ = _mm256_mul_ps(valpha, v);                                     \
+        if (beta == 0.0f) _mm256_storeu_ps(p, t_);                                \
+        else _mm256_storeu_ps(p, _mm256_fmadd_ps(vbeta, _mm256_loadu_ps(p), t_)); \
     } while (0)
+#define ROW256(i)                                                                 \
+    do {                                                                          \
+        __m256 av = _mm256_broadcast_ss(a + i * rs);                              \
+        c##i##0 = _mm256_fmadd_ps(av, b0, c##i##0);                               \
+        c##i##1 = _mm256_fmadd_ps(av, b1, c##i##1);                               \
+    } while (0)
+#define DECL256(i) __m256 c##i##0 = _mm256_setzero_ps(), c##i##1 = _mm256_setzero_ps()
+#define OUT256(i) do { STORE8(c + i * ldc, c##i##0); STORE8(c + i * ldc + 8, c##i##1); } while (0)
 
-__attribute__((target("avx2,fma")))
-static void uk_avx2_6x16(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, float beta)
+__attribute__((target("avx2,fma"), always_inline))
+static inline void uk_avx2(int64_t kc, const float *a, int64_t rs, int64_t cs, const float *b,
+                           float *c, int64_t ldc, float alpha, float beta)
 {
-    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
-    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
-    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
-    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+    DECL256(0); DECL256(1); DECL256(2); DECL256(3); DECL256(4); DECL256(5);
     for (int64_t k = 0; k < kc; k++) {
         __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
-        __m256 av;
-        av = _mm256_broadcast_ss(a + 0);
-        c00 = _mm256_fmadd_ps(av, b0, c00); c01 = _mm256_fmadd_ps(av, b1, c01);
-        av = _mm256_broadcast_ss(a + 1);
-        c10 = _mm256_fmadd_ps(av, b0, c10); c11 = _mm256_fmadd_ps(av, b1, c11);
-        av = _mm256_broadcast_ss(a + 2);
-        c20 = _mm256_fmadd_ps(av, b0, c20); c21 = _mm256_fmadd_ps(av, b1, c21);
-        av = _mm256_broadcast_ss(a + 3);
-        c30 = _mm256_fmadd_ps(av, b0, c30); c31 = _mm256_fmadd_ps(av, b1, c31);
-        av = _mm256_broadcast_ss(a + 4);
-        c40 = _mm256_fmadd_ps(av, b0, c40); c41 = _mm256_fmadd_ps(av, b1, c41);
-        av = _mm256_broadcast_ss(a + 5);
-        c50 = _mm256_fmadd_ps(av, b0, c50); c51 = _mm256_fmadd_ps(av, b1, c51);
-        a += 6;
+        ROW256(0); ROW256(1); ROW256(2); ROW256(3); ROW256(4); ROW256(5);
+        a += cs;
         b += 16;
     }
-    __m256 vbeta = _mm256_set1_ps(beta);
-    STORE8(c + 0 * ldc, c00); STORE8(c + 0 * ldc + 8, c01);
-    STORE8(c + 1 * ldc, c10); STORE8(c + 1 * ldc + 8, c11);
-    STORE8(c + 2 * ldc, c20); STORE8(c + 2 * ldc + 8, c21);
-    STORE8(c + 3 * ldc, c30); STORE8(c + 3 * ldc + 8, c31);
-    STORE8(c + 4 * ldc, c40); STORE8(c + 4 * ldc + 8, c41);
-    STORE8(c + 5 * ldc, c50); STORE8(c + 5 * ldc + 8, c51);
+    __m256 valpha = _mm256_set1_ps(alpha), vbeta = _mm256_set1_ps(beta);
+    OUT256(0); OUT256(1); OUT256(2); OUT256(3); OUT256(4); OUT256(5);
+}
+
+__attribute__((target("avx2,fma")))
+static void uk_avx2_packed(int64_t kc, const float *a, int64_t lda, const float *b, float *c,
+                           int64_t ldc, float alpha, float beta)
+{
+    uk_avx2(kc, a, 1, 6, b, c, ldc, alpha, beta);
+}
+
+__attribute__((target("avx2,fma")))
+static void uk_avx2_rows(int64_t kc, const float *a, int64_t lda, const float *b, float *c,
+                         int64_t ldc, float alpha, float beta)
+{
+    uk_avx2(kc, a, lda, 1, b, c, ldc, alpha, beta);
 }
 
 /* 12 x 32 with AVX-512F: 24 accumulators, 2 B vectors, broadcasts folded
  * into the FMAs' memory operands. */
-#define STORE16(p, v)                                                         \
-    do {                                                                      \
-        if (beta == 0.0f) _mm512_storeu_ps(p, v);                             \
-        else _mm512_storeu_ps(p, _mm512_fmadd_ps(vbeta, _mm512_loadu_ps(p), v)); \
+#define STORE16(p, v)                                                             \
+    do {                                                                          \
+        __m512 t_ = _mm512_mul_ps(valpha, v);                                     \
+        if (beta == 0.0f) _mm512_storeu_ps(p, t_);                                \
+        else _mm512_storeu_ps(p, _mm512_fmadd_ps(vbeta, _mm512_loadu_ps(p), t_)); \
     } while (0)
-#define ROW512(i)                                                             \
-    do {                                                                      \
-        __m512 av = _mm512_set1_ps(a[i]);                                     \
-        c##i##0 = _mm512_fmadd_ps(av, b0, c##i##0);                           \
-        c##i##1 = _mm512_fmadd_ps(av, b1, c##i##1);                           \
+#define ROW512(i)                                                                 \
+    do {                                                                          \
+        __m512 av = _mm512_set1_ps(a[i * rs]);                                    \
+        c##i##0 = _mm512_fmadd_ps(av, b0, c##i##0);                               \
+        c##i##1 = _mm512_fmadd_ps(av, b1, c##i##1);                               \
     } while (0)
 #define DECL512(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps()
 #define OUT512(i) do { STORE16(c + i * ldc, c##i##0); STORE16(c + i * ldc + 16, c##i##1); } while (0)
 
-__attribute__((target("avx512f")))
-static void uk_avx512_12x32(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, float beta)
+__attribute__((target("avx512f"), always_inline))
+static inline void uk_avx512(int64_t kc, const float *a, int64_t rs, int64_t cs, const float *b,
+                             float *c, int64_t ldc, float alpha, float beta)
 {
     DECL512(0); DECL512(1); DECL512(2); DECL512(3); DECL512(4); DECL512(5);
     DECL512(6); DECL512(7); DECL512(8); DECL512(9); DECL512(10); DECL512(11);
@@ -137,19 +164,33 @@ static void uk_avx512_12x32(int64_t kc, const float *a, const float *b, float *c
         __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
         ROW512(0); ROW512(1); ROW512(2); ROW512(3); ROW512(4); ROW512(5);
         ROW512(6); ROW512(7); ROW512(8); ROW512(9); ROW512(10); ROW512(11);
-        a += 12;
+        a += cs;
         b += 32;
     }
-    __m512 vbeta = _mm512_set1_ps(beta);
+    __m512 valpha = _mm512_set1_ps(alpha), vbeta = _mm512_set1_ps(beta);
     OUT512(0); OUT512(1); OUT512(2); OUT512(3); OUT512(4); OUT512(5);
     OUT512(6); OUT512(7); OUT512(8); OUT512(9); OUT512(10); OUT512(11);
 }
+
+__attribute__((target("avx512f")))
+static void uk_avx512_packed(int64_t kc, const float *a, int64_t lda, const float *b, float *c,
+                             int64_t ldc, float alpha, float beta)
+{
+    uk_avx512(kc, a, 1, 12, b, c, ldc, alpha, beta);
+}
+
+__attribute__((target("avx512f")))
+static void uk_avx512_rows(int64_t kc, const float *a, int64_t lda, const float *b, float *c,
+                           int64_t ldc, float alpha, float beta)
+{
+    uk_avx512(kc, a, lda, 1, b, c, ldc, alpha, beta);
+}
 #endif
 
-static const kernel k_c = {"c", C_MR, C_NR, 256, 128, 2048, uk_c};
+static const kernel k_c = {"c", C_MR, C_NR, 256, 128, 2048, uk_c_packed, uk_c_rows, 0};
 #ifdef HAVE_X86
-static const kernel k_avx2 = {"avx2", 6, 16, 256, 144, 2048, uk_avx2_6x16};
-static const kernel k_avx512 = {"avx512", 12, 32, 256, 144, 2048, uk_avx512_12x32};
+static const kernel k_avx2 = {"avx2", 6, 16, 256, 144, 2048, uk_avx2_packed, uk_avx2_rows, 1};
+static const kernel k_avx512 = {"avx512", 12, 32, 256, 144, 2048, uk_avx512_packed, uk_avx512_rows, 1};
 #endif
 
 static const kernel *active;
@@ -208,10 +249,10 @@ int sgemm_force_isa(const char *name)
 /* ---------------------------------------------------------------- packing */
 
 /* Packs the mc x kc block of op(A) starting at (i0, p0) into MR-row
- * slivers: sliver s holds rows s*MR.., k-major (MR values per k), times
- * alpha.  Rows past mc are zero so edge tiles run the full kernel. */
+ * slivers: sliver s holds rows s*MR.., k-major (MR values per k).  Rows
+ * past mc are zero so edge tiles run the full kernel. */
 static void pack_a(const kernel *kn, int trans, const float *A, int64_t lda,
-                   int64_t i0, int64_t p0, int64_t mc, int64_t kc, float alpha, float *out)
+                   int64_t i0, int64_t p0, int64_t mc, int64_t kc, float *out)
 {
     const int MR = kn->mr;
     for (int64_t i = 0; i < mc; i += MR) {
@@ -221,13 +262,13 @@ static void pack_a(const kernel *kn, int trans, const float *A, int64_t lda,
             for (int64_t r = 0; r < m; r++) {
                 const float *src = A + (i0 + i + r) * lda + p0;
                 float *dst = out + r;
-                for (int64_t k = 0; k < kc; k++) dst[k * MR] = alpha * src[k];
+                for (int64_t k = 0; k < kc; k++) dst[k * MR] = src[k];
             }
         } else {
             for (int64_t k = 0; k < kc; k++) {
                 const float *src = A + (p0 + k) * lda + i0 + i;
                 float *dst = out + k * MR;
-                for (int64_t r = 0; r < m; r++) dst[r] = alpha * src[r];
+                for (int64_t r = 0; r < m; r++) dst[r] = src[r];
             }
         }
         if (m < MR)
@@ -397,21 +438,26 @@ static void gemm_block(const job *g, int64_t i0, int64_t i1, int64_t j0, int64_t
             pack_b(kn, g->trans_b, g->B, g->ldb, pc, jc, kc, nc, pb->b);
             for (int64_t ic = i0; ic < i1; ic += MC) {
                 int64_t mc = i1 - ic < MC ? i1 - ic : MC;
-                pack_a(kn, g->trans_a, g->A, g->lda, ic, pc, mc, kc, g->alpha, pb->a);
+                /* Row-major A is read in place; only a last partial sliver
+                 * is packed (zero-padded) so the kernel can run full. */
+                int64_t full = g->trans_a ? 0 : mc / MR * MR;
+                if (full < mc)
+                    pack_a(kn, g->trans_a, g->A, g->lda, ic + full, pc, mc - full, kc, pb->a + full * kc);
                 for (int64_t jr = 0; jr < nc; jr += NR) {
                     int64_t nr = nc - jr < NR ? nc - jr : NR;
                     const float *bp = pb->b + jr * kc;
                     for (int64_t ir = 0; ir < mc; ir += MR) {
                         int64_t mr = mc - ir < MR ? mc - ir : MR;
-                        const float *ap = pb->a + ir * kc;
+                        ukernel_fn run = ir < full ? kn->rows : kn->packed;
+                        const float *ap = ir < full ? g->A + (ic + ir) * g->lda + pc : pb->a + ir * kc;
                         float *c = g->C + (ic + ir) * g->ldc + jc + jr;
                         if (mr == MR && nr == NR) {
-                            kn->run(kc, ap, bp, c, g->ldc, beta);
+                            run(kc, ap, g->lda, bp, c, g->ldc, g->alpha, beta);
                             continue;
                         }
                         /* Edge tile: full kernel into a scratch tile, then
                          * merge only the valid part. */
-                        kn->run(kc, ap, bp, tile, NR, 0.0f);
+                        run(kc, ap, g->lda, bp, tile, NR, g->alpha, 0.0f);
                         for (int64_t r = 0; r < mr; r++) {
                             float *cr = c + r * g->ldc;
                             const float *tr = tile + r * NR;
@@ -497,7 +543,7 @@ static void axpy_c(float a, const float *x, float *y, int64_t n)
     for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
 }
 
-static int use_avx2(const kernel *kn) { return kn->mr != C_MR || kn->nr != C_NR; }
+static int use_avx2(const kernel *kn) { return kn->simd; }
 
 static float dot(const kernel *kn, const float *x, const float *y, int64_t n)
 {

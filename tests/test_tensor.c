@@ -6,7 +6,7 @@
 static xt shape(int rank, const int64_t *d)
 {
     xt t = {.dtype = DT_FLOAT, .rank = rank};
-    memcpy(t.dims, d, (size_t)rank * sizeof *d);
+    if (rank > 0) memcpy(t.dims, d, (size_t)rank * sizeof *d);
     return t;
 }
 

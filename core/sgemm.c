@@ -1,15 +1,17 @@
 /* This file implements single-precision GEMM (see sgemm.h).
  *
  * The structure is GotoBLAS/BLIS's: C is computed in MR x NR tiles by a
- * register-blocked micro-kernel that reads A and B from packed buffers, so
- * its inner loop is a stream of aligned loads no matter how the caller laid
- * the matrices out (transposed or not, any leading dimension).  The loops
- * around it block K by KC (a KC x NR sliver of packed B stays in L1), M by MC
- * (the packed MC x KC block of A stays in L2) and N by NC (the packed KC x NC
- * panel of B stays in L3).  alpha and beta are applied when a tile is
- * written: beta by the first KC block, later blocks accumulate.  Row-major
- * A is not packed at all: the kernel reads its rows in place, which is as
- * fast once the block sits in L2 and saves a full copy of A per call.
+ * register-blocked micro-kernel that reads B from a packed buffer, so its
+ * inner loop is a stream of aligned loads no matter how the caller laid B
+ * out (transposed or not, any leading dimension).  The loops around it
+ * block K by KC (a KC x NR sliver of packed B stays in L1), M by MC (the
+ * MC x KC block of A stays in L2) and N by NC (the packed KC x NC panel of
+ * B stays in L3).  alpha and beta are applied when a tile is written: beta
+ * by the first KC block, later blocks accumulate.  Row-major A is not
+ * packed: the kernel reads its rows in place, which is as fast once the
+ * block sits in L2 and saves a full copy of A per call (for conv weights
+ * times a few positions that copy would cost as much as the arithmetic).
+ * Transposed A is packed, as is the last partial sliver of rows.
  *
  * The micro-kernel is picked once at run time: AVX-512F (12 x 32), AVX2+FMA
  * (6 x 16), or portable C.  Threads each take a rectangle of C and run the
@@ -29,7 +31,7 @@
 #define HAVE_X86 1
 #endif
 
-#define MAX_MR 16
+#define MAX_MR 12
 #define MAX_NR 32
 #define ALIGN 64
 
@@ -48,6 +50,11 @@ typedef struct kernel {
     int mr, nr;
     int64_t kc, mc, nc;   /* cache blocking; mc % mr == 0, nc % nr == 0 */
     ukernel_fn packed, rows;
+    /* Optional: a partial mr x nr tile written straight to C, with A
+     * packed (`packed`) or in place (then mr == MR).  Without it edge tiles
+     * go through a scratch tile. */
+    void (*edge)(int packed, int mr, int nr, int64_t kc, const float *a, int64_t lda,
+                 const float *b, float *c, int64_t ldc, float alpha, float beta);
     int simd;             /* the AVX2 helpers may be used */
 } kernel;
 
@@ -90,107 +97,177 @@ static void uk_c_rows(int64_t kc, const float *a, int64_t lda, const float *b, f
 }
 
 #ifdef HAVE_X86
-/* 6 x 16 with AVX2+FMA: 12 accumulators, 2 B vectors, 1 broadcast = 15 of
- * the 16 ymm registers.  rs/cs as in uk_c; the wrappers pass constants so
- * each flavour compiles to its own tight loop. */
-#define STORE8(p, v)                                                              \
-    do {                                                                          \
-        __m256 t_ = _mm256_mul_ps(valpha, v);                                     \
-        if (beta == 0.0f) _mm256_storeu_ps(p, t_);                                \
-        else _mm256_storeu_ps(p, _mm256_fmadd_ps(vbeta, _mm256_loadu_ps(p), t_)); \
-    } while (0)
-#define ROW256(i)                                                                 \
-    do {                                                                          \
-        __m256 av = _mm256_broadcast_ss(a + i * rs);                              \
-        c##i##0 = _mm256_fmadd_ps(av, b0, c##i##0);                               \
-        c##i##1 = _mm256_fmadd_ps(av, b1, c##i##1);                               \
-    } while (0)
-#define DECL256(i) __m256 c##i##0 = _mm256_setzero_ps(), c##i##1 = _mm256_setzero_ps()
-#define OUT256(i) do { STORE8(c + i * ldc, c##i##0); STORE8(c + i * ldc + 8, c##i##1); } while (0)
+/* Calls F(R, NV) with compile-time R (rows, 1..max) and NV (vectors of
+ * columns, 1 or 2) chosen from run-time mr and nr, so that every edge tile
+ * runs a kernel sized to it: no scratch tile, no copy, and a last sliver
+ * of few rows or columns costs in proportion. */
+#define DISPATCH_NV(F, R) do { if (nv == 2) F(R, 2); else F(R, 1); } while (0)
+#define DISPATCH_6(F)                                                        \
+    switch (mr) {                                                            \
+    case 1: DISPATCH_NV(F, 1); break; case 2: DISPATCH_NV(F, 2); break;      \
+    case 3: DISPATCH_NV(F, 3); break; case 4: DISPATCH_NV(F, 4); break;      \
+    case 5: DISPATCH_NV(F, 5); break; default: DISPATCH_NV(F, 6); break;     \
+    }
+#define DISPATCH_12(F)                                                       \
+    switch (mr) {                                                            \
+    case 1: DISPATCH_NV(F, 1); break; case 2: DISPATCH_NV(F, 2); break;      \
+    case 3: DISPATCH_NV(F, 3); break; case 4: DISPATCH_NV(F, 4); break;      \
+    case 5: DISPATCH_NV(F, 5); break; case 6: DISPATCH_NV(F, 6); break;      \
+    case 7: DISPATCH_NV(F, 7); break; case 8: DISPATCH_NV(F, 8); break;      \
+    case 9: DISPATCH_NV(F, 9); break; case 10: DISPATCH_NV(F, 10); break;    \
+    case 11: DISPATCH_NV(F, 11); break; default: DISPATCH_NV(F, 12); break; \
+    }
 
+/* 6 x 16 with AVX2+FMA: 12 accumulators, 2 B vectors, 1 broadcast = 15 of
+ * the 16 ymm registers.  rs/cs as in uk_c; R (<= 6) rows and NV (<= 2)
+ * vectors of 8 columns are computed, the last vector stored under mask m
+ * (all ones for a full tile).  Callers pass constants for R, NV, rs or cs,
+ * so each use compiles to its own tight loop with the accumulators in
+ * registers. */
 __attribute__((target("avx2,fma"), always_inline))
-static inline void uk_avx2(int64_t kc, const float *a, int64_t rs, int64_t cs, const float *b,
-                           float *c, int64_t ldc, float alpha, float beta)
+static inline void uk_avx2(const int R, const int NV, int64_t kc, const float *a, int64_t rs,
+                           int64_t cs, const float *b, float *c, int64_t ldc, float alpha,
+                           float beta, __m256i m)
 {
-    DECL256(0); DECL256(1); DECL256(2); DECL256(3); DECL256(4); DECL256(5);
+    __m256 acc0[6], acc1[6];
+#pragma GCC unroll 6
+    for (int i = 0; i < R; i++) acc0[i] = acc1[i] = _mm256_setzero_ps();
     for (int64_t k = 0; k < kc; k++) {
-        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
-        ROW256(0); ROW256(1); ROW256(2); ROW256(3); ROW256(4); ROW256(5);
+        __m256 b0 = _mm256_load_ps(b), b1 = NV == 2 ? _mm256_load_ps(b + 8) : b0;
+#pragma GCC unroll 6
+        for (int i = 0; i < R; i++) {
+            __m256 av = _mm256_broadcast_ss(a + i * rs);
+            acc0[i] = _mm256_fmadd_ps(av, b0, acc0[i]);
+            if (NV == 2) acc1[i] = _mm256_fmadd_ps(av, b1, acc1[i]);
+        }
         a += cs;
         b += 16;
     }
     __m256 valpha = _mm256_set1_ps(alpha), vbeta = _mm256_set1_ps(beta);
-    OUT256(0); OUT256(1); OUT256(2); OUT256(3); OUT256(4); OUT256(5);
+#pragma GCC unroll 6
+    for (int i = 0; i < R; i++) {
+        float *ci = c + i * ldc;
+        __m256 t0 = _mm256_mul_ps(valpha, acc0[i]);
+        if (NV == 1) {
+            if (beta != 0.0f) t0 = _mm256_fmadd_ps(vbeta, _mm256_maskload_ps(ci, m), t0);
+            _mm256_maskstore_ps(ci, m, t0);
+            continue;
+        }
+        __m256 t1 = _mm256_mul_ps(valpha, acc1[i]);
+        if (beta != 0.0f) {
+            t0 = _mm256_fmadd_ps(vbeta, _mm256_loadu_ps(ci), t0);
+            t1 = _mm256_fmadd_ps(vbeta, _mm256_maskload_ps(ci + 8, m), t1);
+        }
+        _mm256_storeu_ps(ci, t0);
+        _mm256_maskstore_ps(ci + 8, m, t1);
+    }
 }
 
 __attribute__((target("avx2,fma")))
 static void uk_avx2_packed(int64_t kc, const float *a, int64_t lda, const float *b, float *c,
                            int64_t ldc, float alpha, float beta)
 {
-    uk_avx2(kc, a, 1, 6, b, c, ldc, alpha, beta);
+    uk_avx2(6, 2, kc, a, 1, 6, b, c, ldc, alpha, beta, _mm256_set1_epi32(-1));
 }
 
 __attribute__((target("avx2,fma")))
 static void uk_avx2_rows(int64_t kc, const float *a, int64_t lda, const float *b, float *c,
                          int64_t ldc, float alpha, float beta)
 {
-    uk_avx2(kc, a, lda, 1, b, c, ldc, alpha, beta);
+    uk_avx2(6, 2, kc, a, lda, 1, b, c, ldc, alpha, beta, _mm256_set1_epi32(-1));
 }
 
-/* 12 x 32 with AVX-512F: 24 accumulators, 2 B vectors, broadcasts folded
- * into the FMAs' memory operands. */
-#define STORE16(p, v)                                                             \
-    do {                                                                          \
-        __m512 t_ = _mm512_mul_ps(valpha, v);                                     \
-        if (beta == 0.0f) _mm512_storeu_ps(p, t_);                                \
-        else _mm512_storeu_ps(p, _mm512_fmadd_ps(vbeta, _mm512_loadu_ps(p), t_)); \
-    } while (0)
-#define ROW512(i)                                                                 \
-    do {                                                                          \
-        __m512 av = _mm512_set1_ps(a[i * rs]);                                    \
-        c##i##0 = _mm512_fmadd_ps(av, b0, c##i##0);                               \
-        c##i##1 = _mm512_fmadd_ps(av, b1, c##i##1);                               \
-    } while (0)
-#define DECL512(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps()
-#define OUT512(i) do { STORE16(c + i * ldc, c##i##0); STORE16(c + i * ldc + 16, c##i##1); } while (0)
-
-__attribute__((target("avx512f"), always_inline))
-static inline void uk_avx512(int64_t kc, const float *a, int64_t rs, int64_t cs, const float *b,
-                             float *c, int64_t ldc, float alpha, float beta)
+__attribute__((target("avx2,fma")))
+static void uk_avx2_edge(int packed, int mr, int nr, int64_t kc, const float *a, int64_t lda,
+                         const float *b, float *c, int64_t ldc, float alpha, float beta)
 {
-    DECL512(0); DECL512(1); DECL512(2); DECL512(3); DECL512(4); DECL512(5);
-    DECL512(6); DECL512(7); DECL512(8); DECL512(9); DECL512(10); DECL512(11);
+    int nv = nr > 8 ? 2 : 1, last = nr - (nv - 1) * 8;
+    __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(last), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+#define EDGE_ROWS(R, NV) uk_avx2(R, NV, kc, a, lda, 1, b, c, ldc, alpha, beta, m)
+#define EDGE_PACKED(R, NV) uk_avx2(R, NV, kc, a, 1, 6, b, c, ldc, alpha, beta, m)
+    if (!packed) DISPATCH_NV(EDGE_ROWS, 6);   /* in-place A: always full rows */
+    else DISPATCH_6(EDGE_PACKED);
+#undef EDGE_ROWS
+#undef EDGE_PACKED
+}
+
+/* 12 x 32 with AVX-512F: 24 accumulators, 2 B vectors and a broadcast of
+ * the 32 zmm registers.  R (<= 12) rows and NV (<= 2) vectors of 16
+ * columns, the last under mask m, as for uk_avx2. */
+__attribute__((target("avx512f"), always_inline))
+static inline void uk_avx512(const int R, const int NV, int64_t kc, const float *a, int64_t rs,
+                             int64_t cs, const float *b, float *c, int64_t ldc, float alpha,
+                             float beta, __mmask16 m)
+{
+    __m512 acc0[12], acc1[12];
+#pragma GCC unroll 12
+    for (int i = 0; i < R; i++) acc0[i] = acc1[i] = _mm512_setzero_ps();
     for (int64_t k = 0; k < kc; k++) {
-        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
-        ROW512(0); ROW512(1); ROW512(2); ROW512(3); ROW512(4); ROW512(5);
-        ROW512(6); ROW512(7); ROW512(8); ROW512(9); ROW512(10); ROW512(11);
+        __m512 b0 = _mm512_load_ps(b), b1 = NV == 2 ? _mm512_load_ps(b + 16) : b0;
+#pragma GCC unroll 12
+        for (int i = 0; i < R; i++) {
+            __m512 av = _mm512_set1_ps(a[i * rs]);
+            acc0[i] = _mm512_fmadd_ps(av, b0, acc0[i]);
+            if (NV == 2) acc1[i] = _mm512_fmadd_ps(av, b1, acc1[i]);
+        }
         a += cs;
         b += 32;
     }
     __m512 valpha = _mm512_set1_ps(alpha), vbeta = _mm512_set1_ps(beta);
-    OUT512(0); OUT512(1); OUT512(2); OUT512(3); OUT512(4); OUT512(5);
-    OUT512(6); OUT512(7); OUT512(8); OUT512(9); OUT512(10); OUT512(11);
+#pragma GCC unroll 12
+    for (int i = 0; i < R; i++) {
+        float *ci = c + i * ldc;
+        __m512 t0 = _mm512_mul_ps(valpha, acc0[i]);
+        if (NV == 1) {
+            if (beta != 0.0f) t0 = _mm512_fmadd_ps(vbeta, _mm512_maskz_loadu_ps(m, ci), t0);
+            _mm512_mask_storeu_ps(ci, m, t0);
+            continue;
+        }
+        __m512 t1 = _mm512_mul_ps(valpha, acc1[i]);
+        if (beta != 0.0f) {
+            t0 = _mm512_fmadd_ps(vbeta, _mm512_loadu_ps(ci), t0);
+            t1 = _mm512_fmadd_ps(vbeta, _mm512_maskz_loadu_ps(m, ci + 16), t1);
+        }
+        _mm512_storeu_ps(ci, t0);
+        _mm512_mask_storeu_ps(ci + 16, m, t1);
+    }
 }
 
 __attribute__((target("avx512f")))
 static void uk_avx512_packed(int64_t kc, const float *a, int64_t lda, const float *b, float *c,
                              int64_t ldc, float alpha, float beta)
 {
-    uk_avx512(kc, a, 1, 12, b, c, ldc, alpha, beta);
+    uk_avx512(12, 2, kc, a, 1, 12, b, c, ldc, alpha, beta, 0xffff);
 }
 
 __attribute__((target("avx512f")))
 static void uk_avx512_rows(int64_t kc, const float *a, int64_t lda, const float *b, float *c,
                            int64_t ldc, float alpha, float beta)
 {
-    uk_avx512(kc, a, lda, 1, b, c, ldc, alpha, beta);
+    uk_avx512(12, 2, kc, a, lda, 1, b, c, ldc, alpha, beta, 0xffff);
+}
+
+__attribute__((target("avx512f")))
+static void uk_avx512_edge(int packed, int mr, int nr, int64_t kc, const float *a, int64_t lda,
+                           const float *b, float *c, int64_t ldc, float alpha, float beta)
+{
+    int nv = nr > 16 ? 2 : 1, last = nr - (nv - 1) * 16;
+    __mmask16 m = (__mmask16)((1u << last) - 1);
+#define EDGE_ROWS(R, NV) uk_avx512(R, NV, kc, a, lda, 1, b, c, ldc, alpha, beta, m)
+#define EDGE_PACKED(R, NV) uk_avx512(R, NV, kc, a, 1, 12, b, c, ldc, alpha, beta, m)
+    if (!packed) DISPATCH_NV(EDGE_ROWS, 12);   /* in-place A: always full rows */
+    else DISPATCH_12(EDGE_PACKED);
+#undef EDGE_ROWS
+#undef EDGE_PACKED
 }
 #endif
 
-static const kernel k_c = {"c", C_MR, C_NR, 256, 128, 2048, uk_c_packed, uk_c_rows, 0};
+static const kernel k_c = {"c", C_MR, C_NR, 256, 128, 2048, uk_c_packed, uk_c_rows, NULL, 0};
 #ifdef HAVE_X86
-static const kernel k_avx2 = {"avx2", 6, 16, 256, 144, 2048, uk_avx2_packed, uk_avx2_rows, 1};
-static const kernel k_avx512 = {"avx512", 12, 32, 256, 144, 2048, uk_avx512_packed, uk_avx512_rows, 1};
+static const kernel k_avx2 = {"avx2", 6, 16, 256, 144, 2048, uk_avx2_packed, uk_avx2_rows,
+                               uk_avx2_edge, 1};
+static const kernel k_avx512 = {"avx512", 12, 32, 256, 144, 2048, uk_avx512_packed, uk_avx512_rows,
+                                 uk_avx512_edge, 1};
 #endif
 
 static const kernel *active;
@@ -204,7 +281,10 @@ static const kernel *by_name(const char *name)
     __builtin_cpu_init();
     if (!strcmp(name, "avx2") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
         return &k_avx2;
-    if (!strcmp(name, "avx512") && __builtin_cpu_supports("avx512f")) return &k_avx512;
+    /* The AVX-512 kernel shares the AVX2 helpers (gemv, transposes). */
+    if (!strcmp(name, "avx512") && __builtin_cpu_supports("avx512f") &&
+        __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return &k_avx512;
 #endif
     return NULL;
 }
@@ -278,37 +358,89 @@ static void pack_a(const kernel *kn, int trans, const float *A, int64_t lda,
     }
 }
 
+#ifdef HAVE_X86
+/* dst[k * ld + r] = src[r * lds + k] for r < 8, k < kc: eight rows of
+ * src become kc rows of eight in dst. */
+__attribute__((target("avx2,fma")))
+static void transpose_8rows(const float *src, int64_t lds, int64_t kc, float *dst, int64_t ld)
+{
+    int64_t k = 0;
+    for (; k + 8 <= kc; k += 8) {
+        __m256 r0 = _mm256_loadu_ps(src + 0 * lds + k), r1 = _mm256_loadu_ps(src + 1 * lds + k);
+        __m256 r2 = _mm256_loadu_ps(src + 2 * lds + k), r3 = _mm256_loadu_ps(src + 3 * lds + k);
+        __m256 r4 = _mm256_loadu_ps(src + 4 * lds + k), r5 = _mm256_loadu_ps(src + 5 * lds + k);
+        __m256 r6 = _mm256_loadu_ps(src + 6 * lds + k), r7 = _mm256_loadu_ps(src + 7 * lds + k);
+        __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+        __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+        __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+        __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+        __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+        __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+        __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+        __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+        float *d = dst + k * ld;
+        _mm256_storeu_ps(d + 0 * ld, _mm256_permute2f128_ps(u0, u4, 0x20));
+        _mm256_storeu_ps(d + 1 * ld, _mm256_permute2f128_ps(u1, u5, 0x20));
+        _mm256_storeu_ps(d + 2 * ld, _mm256_permute2f128_ps(u2, u6, 0x20));
+        _mm256_storeu_ps(d + 3 * ld, _mm256_permute2f128_ps(u3, u7, 0x20));
+        _mm256_storeu_ps(d + 4 * ld, _mm256_permute2f128_ps(u0, u4, 0x31));
+        _mm256_storeu_ps(d + 5 * ld, _mm256_permute2f128_ps(u1, u5, 0x31));
+        _mm256_storeu_ps(d + 6 * ld, _mm256_permute2f128_ps(u2, u6, 0x31));
+        _mm256_storeu_ps(d + 7 * ld, _mm256_permute2f128_ps(u3, u7, 0x31));
+    }
+    for (; k < kc; k++)
+        for (int r = 0; r < 8; r++) dst[k * ld + r] = src[r * lds + k];
+}
+#endif
+
 /* Packs the kc x nc block of op(B) starting at (p0, j0) into NR-column
  * slivers, k-major (NR values per k); columns past nc are zero. */
 static void pack_b(const kernel *kn, int trans, const float *B, int64_t ldb,
                    int64_t p0, int64_t j0, int64_t kc, int64_t nc, float *out)
 {
     const int NR = kn->nr;
+    int64_t full = nc / NR * NR;
+    if (!trans) {
+        /* Row by row, so B is read as long sequential runs (what hardware
+         * prefetchers follow best); each run is dealt out to the slivers.
+         * Constant-size copies compile to a few vector moves, where a
+         * memcpy call per 64 or 128 bytes would cost more than the copy. */
+        for (int64_t k = 0; k < kc; k++) {
+            const float *src = B + (p0 + k) * ldb + j0;
+            float *dst = out + k * NR;
+            int64_t j = 0;
+            if (NR == 32)
+                for (; j < full; j += 32, dst += 32 * kc) memcpy(dst, src + j, 32 * sizeof(float));
+            else if (NR == 16)
+                for (; j < full; j += 16, dst += 16 * kc) memcpy(dst, src + j, 16 * sizeof(float));
+            else
+                for (; j < full; j += NR, dst += NR * kc) memcpy(dst, src + j, sizeof(float) * (size_t)NR);
+            if (j < nc) {
+                int64_t c = 0;
+                for (; c < nc - j; c++) dst[c] = src[j + c];
+                for (; c < NR; c++) dst[c] = 0.0f;
+            }
+        }
+        return;
+    }
     for (int64_t j = 0; j < nc; j += NR) {
         int64_t n = nc - j < NR ? nc - j : NR;
-        if (!trans) {
-            if (n == NR) {
-                for (int64_t k = 0; k < kc; k++)
-                    memcpy(out + k * NR, B + (p0 + k) * ldb + j0 + j, sizeof(float) * (size_t)NR);
-            } else {
-                for (int64_t k = 0; k < kc; k++) {
-                    const float *src = B + (p0 + k) * ldb + j0 + j;
-                    float *dst = out + k * NR;
-                    int64_t c = 0;
-                    for (; c < n; c++) dst[c] = src[c];
-                    for (; c < NR; c++) dst[c] = 0.0f;
-                }
-            }
-        } else {
-            for (int64_t c = 0; c < n; c++) {
-                const float *src = B + (j0 + j + c) * ldb + p0;
-                float *dst = out + c;
-                for (int64_t k = 0; k < kc; k++) dst[k * NR] = src[k];
-            }
-            if (n < NR)
-                for (int64_t k = 0; k < kc; k++)
-                    for (int64_t c = n; c < NR; c++) out[k * NR + c] = 0.0f;
+        int64_t c = 0;
+#ifdef HAVE_X86
+        /* Transposed B (e.g. Gemm transB=1 weights): 8 x 8 blocks through
+         * registers instead of one strided store per element. */
+        if (kn->simd)
+            for (; c + 8 <= n; c += 8)
+                transpose_8rows(B + (j0 + j + c) * ldb + p0, ldb, kc, out + c, NR);
+#endif
+        for (; c < n; c++) {
+            const float *src = B + (j0 + j + c) * ldb + p0;
+            float *dst = out + c;
+            for (int64_t k = 0; k < kc; k++) dst[k * NR] = src[k];
         }
+        if (n < NR)
+            for (int64_t k = 0; k < kc; k++)
+                for (int64_t c = n; c < NR; c++) out[k * NR + c] = 0.0f;
         out += NR * kc;
     }
 }
@@ -455,8 +587,13 @@ static void gemm_block(const job *g, int64_t i0, int64_t i1, int64_t j0, int64_t
                             run(kc, ap, g->lda, bp, c, g->ldc, g->alpha, beta);
                             continue;
                         }
-                        /* Edge tile: full kernel into a scratch tile, then
-                         * merge only the valid part. */
+                        if (kn->edge) {
+                            kn->edge(ir >= full, (int)mr, (int)nr, kc, ap, g->lda, bp, c, g->ldc,
+                                     g->alpha, beta);
+                            continue;
+                        }
+                        /* Edge tile: kernel into a scratch tile, then merge
+                         * only the valid part. */
                         run(kc, ap, g->lda, bp, tile, NR, g->alpha, 0.0f);
                         for (int64_t r = 0; r < mr; r++) {
                             float *cr = c + r * g->ldc;
@@ -661,32 +798,32 @@ void sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
              .ldc = ldc, .C = C, .tm = 1, .tn = 1, .mstep = M, .nstep = N};
     /* Small products are done before the pool's wake-up would pay off. */
     if (nt > 1 && flops >= 2.0 * 64 * 64 * 64) {
-        /* Pick tm x tn = nt rectangles as square as possible in tiles: each
-         * rectangle packs its own A rows and B columns, so square ones
-         * duplicate the least.  Never cut below one tile. */
+        /* Pick tm x tn = nt rectangles minimizing the slowest thread's
+         * work: its tiles (rounded up, so ragged splits cost what they
+         * really cost) plus what it packs.  Every rectangle packs its own B
+         * columns, so cutting M repeats B's packing; A is packed only when
+         * transposed.  A packed element is weighed as PACK_COST flops. */
+        const double PACK_COST = 16.0;
         int64_t mt = (M + kn->mr - 1) / kn->mr, ntl = (N + kn->nr - 1) / kn->nr;
-        int64_t best_tm = 1, best_tn = 1;
         double best = -1;
         for (int64_t tm = 1; tm <= nt; tm++) {
             if (nt % tm) continue;
             int64_t tn = nt / tm;
             if (tm > mt || tn > ntl) continue;
-            double rm = (double)M / (double)tm, rn = (double)N / (double)tn;
-            double cost = 1.0 / rm + 1.0 / rn;   /* packing traffic per flop */
+            double rm = (double)((mt + tm - 1) / tm * kn->mr), rn = (double)((ntl + tn - 1) / tn * kn->nr);
+            double cost = 2.0 * rm * rn * (double)K + PACK_COST * (double)K * (rn + (trans_a ? rm : 0.0));
             if (best < 0 || cost < best) {
                 best = cost;
-                best_tm = tm;
-                best_tn = tn;
+                g.tm = tm;
+                g.tn = tn;
             }
         }
         if (best < 0) {
             /* nt does not factor within the tile counts: use fewer threads
              * along the longer side. */
-            if (mt >= ntl) best_tm = mt < nt ? mt : nt;
-            else best_tn = ntl < nt ? ntl : nt;
+            if (mt >= ntl) g.tm = mt < nt ? mt : nt;
+            else g.tn = ntl < nt ? ntl : nt;
         }
-        g.tm = best_tm;
-        g.tn = best_tn;
         g.mstep = (mt + g.tm - 1) / g.tm * kn->mr;
         g.nstep = (ntl + g.tn - 1) / g.tn * kn->nr;
         g.tm = (M + g.mstep - 1) / g.mstep;

@@ -8,15 +8,20 @@
  * leading size-1 axes (kernel 1, stride 1, no padding), so one set of loops
  * serves every rank.
  *
- * Conv lowers each (image, group) to one GEMM: W_g [M/g, C/g*k] times the
- * im2col matrix [C/g*k, out], which sgemm blocks and threads.  Two shapes
- * skip the im2col copy: 1x1 stride-1 unpadded convs (the input already is
- * the matrix), and depthwise-style convs with one input channel per group,
- * where a GEMM would have K = k (too short to pay for packing) and a direct
- * loop per output plane is faster.
+ * Conv takes one of three paths:
+ *  - im2col + GEMM, the general case: W_g [M/g, C/g*k] times the im2col
+ *    matrix [C/g*k, out].  Large matrices are built and multiplied in
+ *    chunks of output positions that fit L2, one chunk per task; small
+ *    ones are built whole and sgemm threads the product.
+ *  - 1x1 stride-1 unpadded convs skip im2col: the input is the matrix.
+ *  - depthwise and narrow grouped convs (at most DIRECT_MAX_CG input
+ *    channels per group) go direct: a GEMM would have a tiny K or M, while
+ *    a padded copy of the group's channels and a vectorized sum over the
+ *    taps per output row runs at a useful fraction of peak.
  *
  * ConvTranspose is the adjoint: col = W_g^T [M/g*k, C/g] times X_g
  * [C/g, in], then col2im scatters and adds col into the output. */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include "ops.h"
@@ -266,6 +271,28 @@ static void valid_range(int64_t off, int64_t s, int64_t in, int64_t out, int64_t
     *hi = h;
 }
 
+/* The vector extensions the helpers below may use: 0 none, 1 AVX2+FMA,
+ * 2 AVX-512F.  QK_SGEMM_ISA (see sgemm.c) caps it, which lets tests reach
+ * the narrower code paths. */
+static int isa_level(void)
+{
+    /* Racing first calls all compute the same value. */
+    static atomic_int level = -1;
+    int cached = atomic_load_explicit(&level, memory_order_relaxed);
+    if (cached >= 0) return cached;
+    int l = 0;
+#ifdef HAVE_X86
+    const char *isa = getenv("QK_SGEMM_ISA");
+    int cap = !isa || !strcmp(isa, "avx512") ? 2 : !strcmp(isa, "avx2") ? 1 : 0;
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) l = 1;
+    if (l == 1 && __builtin_cpu_supports("avx512f")) l = 2;
+    if (l > cap) l = cap;
+#endif
+    atomic_store_explicit(&level, l, memory_order_relaxed);
+    return l;
+}
+
 /* y[i] += w * x[i] for i in [0, n): the inner loop of col2im. */
 #ifdef HAVE_X86
 __attribute__((target("avx2,fma")))
@@ -283,15 +310,6 @@ static void axpy_unit_avx2(float *y, const float *x, float w, int64_t n)
     for (; i < n; i++) y[i] += w * x[i];
 }
 
-static int have_avx2(void)
-{
-    static int v = -1;   /* benign race: every thread computes the same value */
-    if (v < 0) {
-        __builtin_cpu_init();
-        v = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    }
-    return v;
-}
 #endif
 
 /* y[i * s] += x[i]: the scatter of col2im. */
@@ -299,7 +317,7 @@ static void axpy_scatter(float *y, int64_t s, const float *x, int64_t n)
 {
     if (s == 1) {
 #ifdef HAVE_X86
-        if (have_avx2()) {
+        if (isa_level() >= 1) {
             axpy_unit_avx2(y, x, 1.0f, n);
             return;
         }
@@ -308,6 +326,67 @@ static void axpy_scatter(float *y, int64_t s, const float *x, int64_t n)
         return;
     }
     for (int64_t i = 0; i < n; i++) y[i * s] += x[i];
+}
+
+/* even[i] = src[2i], odd[i] = src[2i+1] for i in [0, n). */
+#ifdef HAVE_X86
+__attribute__((target("avx512f")))
+static void deinterleave2_avx512(const float *src, float *even, float *odd, int64_t n)
+{
+    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 a = _mm512_loadu_ps(src + 2 * i), b = _mm512_loadu_ps(src + 2 * i + 16);
+        _mm512_storeu_ps(even + i, _mm512_permutex2var_ps(a, ie, b));
+        _mm512_storeu_ps(odd + i, _mm512_permutex2var_ps(a, io, b));
+    }
+    for (; i < n; i++) {
+        even[i] = src[2 * i];
+        odd[i] = src[2 * i + 1];
+    }
+}
+#endif
+
+static void deinterleave2(const float *src, float *even, float *odd, int64_t n)
+{
+#ifdef HAVE_X86
+    if (isa_level() >= 2) {
+        deinterleave2_avx512(src, even, odd, n);
+        return;
+    }
+#endif
+    for (int64_t i = 0; i < n; i++) {
+        even[i] = src[2 * i];
+        odd[i] = src[2 * i + 1];
+    }
+}
+
+/* dst[i] = src[2i] for i in [0, n): im2col's stride-2 rows. */
+#ifdef HAVE_X86
+__attribute__((target("avx512f")))
+static void take_even_avx512(const float *src, float *dst, int64_t n)
+{
+    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    int64_t i = 0;
+    /* The second load reaches src[2i + 31], which must not pass the last
+     * element read, src[2n - 2]: hence i + 16 < n. */
+    for (; i + 16 < n; i += 16)
+        _mm512_storeu_ps(dst + i, _mm512_permutex2var_ps(_mm512_loadu_ps(src + 2 * i), ie,
+                                                         _mm512_loadu_ps(src + 2 * i + 16)));
+    for (; i < n; i++) dst[i] = src[2 * i];
+}
+#endif
+
+static void take_even(const float *src, float *dst, int64_t n)
+{
+#ifdef HAVE_X86
+    if (isa_level() >= 2) {
+        take_even_avx512(src, dst, n);
+        return;
+    }
+#endif
+    for (int64_t i = 0; i < n; i++) dst[i] = src[2 * i];
 }
 
 /* Fills each of the planes [p0, p1) of y (out_sz floats each) with the bias
@@ -329,40 +408,90 @@ typedef struct conv_job {
     const conv_geom *g;
     const float *x, *w, *bias;
     float *y, *col;
+    /* Chunked path: output positions per chunk, chunks per image-group,
+     * floats of col per thread. */
+    int64_t chunk, n_chunks;
+    size_t col_per_thread;
 } conv_job;
 
-/* im2col rows [r0, r1) of one (image, group): row r = (channel, kd, kh, kw),
- * column = output position; padding reads as zero. */
-static void im2col_task(void *arg, int64_t r0, int64_t r1, int tid)
+/* im2col of rows [r0, r1) and output positions [o0, o1) of one (image,
+ * group) whose channels start at x: row r = (channel, kd, kh, kw); column
+ * o - o0 of dst (row stride ld) = input under tap r for output position o;
+ * padding reads as zero. */
+static void im2col_block(const conv_geom *g, const float *x, int64_t r0, int64_t r1, int64_t o0,
+                         int64_t o1, float *dst, int64_t ld)
 {
-    const conv_job *j = arg;
-    const conv_geom *g = j->g;
+    int64_t plane = g->out[1] * g->out[2];
     for (int64_t r = r0; r < r1; r++) {
         int64_t ch = r / g->k_sz, rem = r % g->k_sz;
         int64_t kd = rem / (g->k[1] * g->k[2]), kh = rem / g->k[2] % g->k[1], kw = rem % g->k[2];
-        const float *xc = j->x + ch * g->in_sz;
-        float *dst = j->col + r * g->out_sz;
+        const float *xc = x + ch * g->in_sz;
+        float *d = dst + (r - r0) * ld;
         int64_t offw = kw * g->dil[2] - g->pb[2], lo, hi;
         valid_range(offw, g->str[2], g->in[2], g->out[2], &lo, &hi);
-        for (int64_t od = 0; od < g->out[0]; od++) {
+        /* Walk the positions as runs within one output row. */
+        for (int64_t o = o0; o < o1;) {
+            int64_t od = o / plane, oh = o / g->out[2] % g->out[1], ow0 = o % g->out[2];
+            int64_t ow1 = ow0 + (o1 - o) < g->out[2] ? ow0 + (o1 - o) : g->out[2];
             int64_t id = od * g->str[0] + kd * g->dil[0] - g->pb[0];
-            for (int64_t oh = 0; oh < g->out[1]; oh++, dst += g->out[2]) {
-                int64_t ih = oh * g->str[1] + kh * g->dil[1] - g->pb[1];
-                if (id < 0 || id >= g->in[0] || ih < 0 || ih >= g->in[1]) {
-                    memset(dst, 0, sizeof(float) * (size_t)g->out[2]);
-                    continue;
-                }
+            int64_t ih = oh * g->str[1] + kh * g->dil[1] - g->pb[1];
+            float *out = d - ow0;   /* out[ow] for ow in [ow0, ow1) */
+            if (id < 0 || id >= g->in[0] || ih < 0 || ih >= g->in[1]) {
+                memset(out + ow0, 0, sizeof(float) * (size_t)(ow1 - ow0));
+            } else {
                 const float *row = xc + (id * g->in[1] + ih) * g->in[2];
-                memset(dst, 0, sizeof(float) * (size_t)lo);
+                int64_t l = lo > ow0 ? lo : ow0, h = hi < ow1 ? hi : ow1;
+                if (h < l) h = l;
+                memset(out + ow0, 0, sizeof(float) * (size_t)(l - ow0));
                 if (g->str[2] == 1) {
-                    memcpy(dst + lo, row + lo + offw, sizeof(float) * (size_t)(hi - lo));
+                    memcpy(out + l, row + l + offw, sizeof(float) * (size_t)(h - l));
+                } else if (g->str[2] == 2) {
+                    take_even(row + 2 * l + offw, out + l, h - l);
                 } else {
-                    const float *src = row + lo * g->str[2] + offw;
-                    for (int64_t ow = lo; ow < hi; ow++, src += g->str[2]) dst[ow] = *src;
+                    const float *src = row + l * g->str[2] + offw;
+                    for (int64_t ow = l; ow < h; ow++, src += g->str[2]) out[ow] = *src;
                 }
-                memset(dst + hi, 0, sizeof(float) * (size_t)(g->out[2] - hi));
+                memset(out + h, 0, sizeof(float) * (size_t)(ow1 - h));
             }
+            d += ow1 - ow0;
+            o += ow1 - ow0;
         }
+    }
+}
+
+/* Rows [r0, r1) of the whole im2col matrix of one (image, group). */
+static void im2col_task(void *arg, int64_t r0, int64_t r1, int tid)
+{
+    const conv_job *j = arg;
+    im2col_block(j->g, j->x, r0, r1, 0, j->g->out_sz, j->col + r0 * j->g->out_sz, j->g->out_sz);
+}
+
+/* One chunk of output positions of one (image, group): its im2col block
+ * goes to this thread's buffer, small enough to stay in L2 for the GEMM
+ * that follows at once, then the GEMM writes the chunk's columns of Y. */
+static void chunk_task(void *arg, int64_t t0, int64_t t1, int tid)
+{
+    const conv_job *j = arg;
+    const conv_geom *g = j->g;
+    int64_t rows = g->cg * g->k_sz;
+    float *col = j->col + (size_t)tid * j->col_per_thread;
+    for (int64_t t = t0; t < t1; t++) {
+        int64_t ng = t / j->n_chunks, ck = t % j->n_chunks;
+        int64_t n = ng / g->group, gr = ng % g->group;
+        int64_t o0 = ck * j->chunk, o1 = o0 + j->chunk < g->out_sz ? o0 + j->chunk : g->out_sz;
+        int64_t w = o1 - o0;
+        im2col_block(g, j->x + (n * g->c + gr * g->cg) * g->in_sz, 0, rows, o0, o1, col, w);
+        float *yc = j->y + (n * g->m + gr * g->mg) * g->out_sz + o0;
+        float beta = 0.0f;
+        if (j->bias) {
+            for (int64_t m = 0; m < g->mg; m++) {
+                float b = j->bias[gr * g->mg + m], *ym = yc + m * g->out_sz;
+                for (int64_t i = 0; i < w; i++) ym[i] = b;
+            }
+            beta = 1.0f;
+        }
+        sgemm(0, 0, g->mg, w, rows, 1.0f, j->w + gr * g->mg * rows, rows, col, w, beta, yc,
+              g->out_sz, NULL);
     }
 }
 
@@ -466,22 +595,14 @@ static void row_avx512(float *y, int64_t n, const float *const *src, const float
 }
 #endif
 
-/* The widest row kernel the CPU has.  QK_SGEMM_ISA (see sgemm.c) caps it,
- * which lets tests reach the narrower ones. */
+/* The widest row kernel the CPU has. */
 static row_fn pick_row(void)
 {
-    static row_fn chosen;   /* benign race: every thread computes the same value */
-    if (chosen) return chosen;
-    row_fn f = row_c;
 #ifdef HAVE_X86
-    const char *isa = getenv("QK_SGEMM_ISA");
-    __builtin_cpu_init();
-    int allow512 = !isa || !strcmp(isa, "avx512"), allow2 = allow512 || !strcmp(isa, "avx2");
-    if (allow512 && __builtin_cpu_supports("avx512f")) f = row_avx512;
-    else if (allow2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) f = row_avx2;
+    if (isa_level() >= 2) return row_avx512;
+    if (isa_level() >= 1) return row_avx2;
 #endif
-    chosen = f;
-    return f;
+    return row_c;
 }
 
 /* Taps of one output row: input channels of the group x kernel positions. */
@@ -512,40 +633,6 @@ typedef struct direct_job {
 /* Rows of output per call of the row kernel in flat mode: ~8 KB of output,
  * so the taps' overlapping input rows stay in L1. */
 #define FLAT_CHUNK 2048
-
-/* even[i] = src[2i], odd[i] = src[2i+1] for i in [0, n). */
-#ifdef HAVE_X86
-__attribute__((target("avx512f")))
-static void deinterleave2_avx512(const float *src, float *even, float *odd, int64_t n)
-{
-    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        __m512 a = _mm512_loadu_ps(src + 2 * i), b = _mm512_loadu_ps(src + 2 * i + 16);
-        _mm512_storeu_ps(even + i, _mm512_permutex2var_ps(a, ie, b));
-        _mm512_storeu_ps(odd + i, _mm512_permutex2var_ps(a, io, b));
-    }
-    for (; i < n; i++) {
-        even[i] = src[2 * i];
-        odd[i] = src[2 * i + 1];
-    }
-}
-#endif
-
-static void deinterleave2(const float *src, float *even, float *odd, int64_t n)
-{
-#ifdef HAVE_X86
-    if (pick_row() == row_avx512) {
-        deinterleave2_avx512(src, even, odd, n);
-        return;
-    }
-#endif
-    for (int64_t i = 0; i < n; i++) {
-        even[i] = src[2 * i];
-        odd[i] = src[2 * i + 1];
-    }
-}
 
 /* Writes channel xc's padded, phase-split copy into dst (chan_sz floats);
  * prow is scratch for one padded row (2 * wq floats) or NULL. */
@@ -699,6 +786,16 @@ static void bias_task(void *arg, int64_t p0, int64_t p1, int tid)
     fill_bias(j->y, j->bias, j->g->m, j->g->out_sz, p0, p1);
 }
 
+/* Bytes of im2col per chunk: with the weights' rows streaming through
+ * the GEMM the block should stay in L2 (1-2 MB on current x86). */
+#ifndef CHUNK_BYTES   /* overridable to test the chunked path on small convs */
+#define CHUNK_BYTES (512 * 1024)
+#endif
+/* ... but not so narrow that the GEMM's per-call costs dominate. */
+#ifndef CHUNK_MIN
+#define CHUNK_MIN 512
+#endif
+
 static int conv_run(op_ctx *c)
 {
     conv_geom g;
@@ -717,8 +814,33 @@ static int conv_run(op_ctx *c)
     for (int a = 0; a < SP; a++)
         if (g.k[a] != 1 || g.str[a] != 1 || g.pb[a] != 0 || g.pe[a] != 0) pointwise = 0;
     int64_t rows = g.cg * g.k_sz;   /* GEMM K */
+
     if (!pointwise) {
-        j.col = malloc(sizeof(float) * (size_t)(rows * g.out_sz));
+        /* Large im2col matrices are split into chunks of output positions
+         * whose block fits L2; each thread builds and multiplies its own
+         * chunks, in one parallel pass.  Chunk counts are rounded to a
+         * multiple of the threads and chunk widths to whole GEMM tiles. */
+        int64_t chunk = CHUNK_BYTES / (int64_t)sizeof(float) / (rows > 0 ? rows : 1);
+        if (chunk < CHUNK_MIN) chunk = CHUNK_MIN;
+        int64_t n_chunks = (g.out_sz + chunk - 1) / chunk;
+        if (n_chunks < 4 * (int64_t)nt) n_chunks = (n_chunks + nt - 1) / nt * nt;
+        chunk = ((g.out_sz + n_chunks - 1) / n_chunks + 31) / 32 * 32;
+        j.chunk = chunk;
+        j.n_chunks = (g.out_sz + chunk - 1) / chunk;
+        int64_t tasks = g.n * g.group * j.n_chunks;
+        if (rows * g.out_sz > 2 * CHUNK_BYTES / (int64_t)sizeof(float) && tasks >= nt) {
+            j.col_per_thread = (size_t)(rows * chunk);
+            j.col = malloc(sizeof(float) * j.col_per_thread * (size_t)nt + 1);
+            if (!j.col)
+                return op_fail(c, QK_ENOMEM, "cannot allocate %zu bytes of im2col buffer",
+                               sizeof(float) * j.col_per_thread * (size_t)nt);
+            tp_parallel_for(c->pool, tasks, 1, chunk_task, &j);
+            free(j.col);
+            return QK_OK;
+        }
+        /* Small matrices, or too few chunks to go around (deep layers: few
+         * positions, long K): one full im2col, then GEMMs threaded inside. */
+        j.col = malloc(sizeof(float) * (size_t)(rows * g.out_sz) + 1);
         if (!j.col)
             return op_fail(c, QK_ENOMEM, "cannot allocate %lld bytes of im2col buffer",
                            (long long)(sizeof(float) * (size_t)(rows * g.out_sz)));

@@ -8,6 +8,7 @@
 int cmd_run(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_plan(int argc, char **argv);
 int cmd_plugins(int argc, char **argv);
 
 /* Prints "quantkit: <msg>" on stderr and returns 1 (the CLI's exit status). */

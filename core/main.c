@@ -12,6 +12,7 @@ static const char usage[] =
     "  eval     MODEL.onnx --data X.npy [--labels Y.npy] [--reference FLOAT.onnx] [--batch N] [--threads T]\n"
     "  bench    MODEL.onnx --data X.npy --batch N [--threads T] [--iters K]\n"
     "  quantize MODEL.onnx -c CONFIG.yaml --calib DATA -o OUT.onnx   (not implemented yet)\n"
+    "  plan     MODEL.onnx -c CONFIG.yaml [--json]   (which observer/quantizer/bits apply where, and why)\n"
     "  plugins  [--json] [--plugin-path DIR ...]   (every plugin found: kind, name, version, file)\n"
     "DATA: FILE.npy (first axis = samples), NAME=FILE.npy, or a folder of ONNX TensorProto .pb files\n";
 
@@ -45,7 +46,8 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "plugins")) return cmd_plugins(argc - 1, argv + 1);
-    if (!strcmp(cmd, "quantize") || !strcmp(cmd, "plan"))
+    if (!strcmp(cmd, "plan")) return cmd_plan(argc - 1, argv + 1);
+    if (!strcmp(cmd, "quantize"))
         return cli_error("'%s' is not implemented yet in this build", cmd);
     cli_error("unknown command '%s' (see quantkit --help)", cmd);
     return 2;

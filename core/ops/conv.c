@@ -389,6 +389,29 @@ static void take_even(const float *src, float *dst, int64_t n)
     for (int64_t i = 0; i < n; i++) dst[i] = src[2 * i];
 }
 
+/* p[i] = v for i < n. */
+#ifdef HAVE_X86
+__attribute__((target("avx2")))
+static void fill_avx2(float *p, float v, int64_t n)
+{
+    __m256 vv = _mm256_set1_ps(v);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(p + i, vv);
+    for (; i < n; i++) p[i] = v;
+}
+#endif
+
+static void fill_floats(float *p, float v, int64_t n)
+{
+#ifdef HAVE_X86
+    if (isa_level() >= 1) {
+        fill_avx2(p, v, n);
+        return;
+    }
+#endif
+    for (int64_t i = 0; i < n; i++) p[i] = v;
+}
+
 /* Fills each of the planes [p0, p1) of y (out_sz floats each) with the bias
  * of its channel, or zero; plane p is channel p % m. */
 static void fill_bias(float *y, const float *bias, int64_t m, int64_t out_sz, int64_t p0, int64_t p1)
@@ -397,8 +420,7 @@ static void fill_bias(float *y, const float *bias, int64_t m, int64_t out_sz, in
         float *yp = y + p * out_sz;
         float b = bias ? bias[p % m] : 0.0f;
         if (b == 0.0f) memset(yp, 0, sizeof(float) * (size_t)out_sz);
-        else
-            for (int64_t i = 0; i < out_sz; i++) yp[i] = b;
+        else fill_floats(yp, b, out_sz);
     }
 }
 
@@ -484,10 +506,7 @@ static void chunk_task(void *arg, int64_t t0, int64_t t1, int tid)
         float *yc = j->y + (n * g->m + gr * g->mg) * g->out_sz + o0;
         float beta = 0.0f;
         if (j->bias) {
-            for (int64_t m = 0; m < g->mg; m++) {
-                float b = j->bias[gr * g->mg + m], *ym = yc + m * g->out_sz;
-                for (int64_t i = 0; i < w; i++) ym[i] = b;
-            }
+            for (int64_t m = 0; m < g->mg; m++) fill_floats(yc + m * g->out_sz, j->bias[gr * g->mg + m], w);
             beta = 1.0f;
         }
         sgemm(0, 0, g->mg, w, rows, 1.0f, j->w + gr * g->mg * rows, rows, col, w, beta, yc,
@@ -623,7 +642,7 @@ typedef struct direct_job {
     int64_t pd[SP];             /* padded extent per axis (exactly what the taps reach) */
     int64_t wq;                 /* columns per phase */
     int64_t phase_sz, chan_sz;  /* floats per phase and per channel */
-    float *buf;                 /* per thread: cg * chan_sz floats, tmp_sz, 2 * wq */
+    float *buf;                 /* per thread: cg * chan_sz floats, then tmp_sz */
     size_t per_thread, tmp_sz;
     int flat;                   /* 1-D/2-D with unit row stride: see direct_flat */
     int64_t tap_off[MAX_TAPS];  /* tap (ci, kd, kh, kw) -> offset from the row's base */
@@ -634,47 +653,48 @@ typedef struct direct_job {
  * so the taps' overlapping input rows stay in L1. */
 #define FLAT_CHUNK 2048
 
-/* Writes channel xc's padded, phase-split copy into dst (chan_sz floats);
- * prow is scratch for one padded row (2 * wq floats) or NULL. */
-static void direct_fill(const direct_job *j, const float *xc, float *dst, float *prow)
+/* dst[i] = src[i] for i < n; short rows (small feature maps) are common
+ * here and a memcpy call would cost more than the copy. */
+static void copy_floats(float *dst, const float *src, int64_t n)
+{
+    if (n >= 32) {
+        memcpy(dst, src, sizeof(float) * (size_t)n);
+        return;
+    }
+    for (int64_t i = 0; i < n; i++) dst[i] = src[i];
+}
+
+/* Writes channel xc's padded, phase-split copy into dst (chan_sz floats). */
+static void direct_fill(const direct_job *j, const float *xc, float *dst)
 {
     const conv_geom *g = j->g;
     int64_t sw = g->str[2], pb = g->pb[2], in_w = g->in[2];
-    for (int64_t dp = 0; dp < j->pd[0]; dp++) {
-        int64_t d = dp - g->pb[0];
-        for (int64_t hp = 0; hp < j->pd[1]; hp++) {
-            int64_t h = hp - g->pb[1];
-            float *row = dst + (dp * j->pd[1] + hp) * j->wq;
-            if (d < 0 || d >= g->in[0] || h < 0 || h >= g->in[1]) {
-                for (int64_t q = 0; q < sw; q++)
-                    memset(row + q * j->phase_sz, 0, sizeof(float) * (size_t)j->wq);
-                continue;
-            }
+    memset(dst, 0, sizeof(float) * (size_t)j->chan_sz);
+    /* Input columns [w0, w1) land inside the padded row. */
+    int64_t w0 = pb < 0 ? -pb : 0, w1 = j->pd[2] - pb < in_w ? j->pd[2] - pb : in_w;
+    if (w1 <= w0) return;
+    for (int64_t d = 0; d < g->in[0]; d++) {
+        int64_t dp = d + g->pb[0];
+        if (dp < 0 || dp >= j->pd[0]) continue;
+        for (int64_t h = 0; h < g->in[1]; h++) {
+            int64_t hp = h + g->pb[1];
+            if (hp < 0 || hp >= j->pd[1]) continue;
             const float *src = xc + (d * g->in[1] + h) * in_w;
+            float *row = dst + (dp * j->pd[1] + hp) * j->wq;
             if (sw == 1) {
-                /* Padded columns [lo, hi) come from the input. */
-                int64_t lo = pb > 0 ? pb : 0, hi = in_w + pb < j->wq ? in_w + pb : j->wq;
-                if (hi < lo) hi = lo;
-                memset(row, 0, sizeof(float) * (size_t)lo);
-                memcpy(row + lo, src + lo - pb, sizeof(float) * (size_t)(hi - lo));
-                memset(row + hi, 0, sizeof(float) * (size_t)(j->wq - hi));
-                continue;
-            }
-            if (sw == 2 && prow) {
-                /* The common strided case: pad the row contiguously, then
-                 * split even and odd columns with vector shuffles. */
-                int64_t lo = pb > 0 ? pb : 0, hi = in_w + pb < 2 * j->wq ? in_w + pb : 2 * j->wq;
-                if (hi < lo) hi = lo;
-                memset(prow, 0, sizeof(float) * (size_t)lo);
-                memcpy(prow + lo, src + lo - pb, sizeof(float) * (size_t)(hi - lo));
-                memset(prow + hi, 0, sizeof(float) * (size_t)(2 * j->wq - hi));
-                deinterleave2(prow, row, row + j->phase_sz, j->wq);
-                continue;
-            }
-            for (int64_t q = 0; q < sw; q++) {
-                float *rq = row + q * j->phase_sz;
-                for (int64_t jj = 0, w = q - pb; jj < j->wq; jj++, w += sw)
-                    rq[jj] = w >= 0 && w < in_w ? src[w] : 0.0f;
+                copy_floats(row + w0 + pb, src + w0, w1 - w0);
+            } else if (sw == 2 && w0 == 0) {
+                /* Even input columns go to phase pb & 1 from index pb / 2,
+                 * odd ones to the other phase from (pb + 1) / 2. */
+                float *ev = row + (pb & 1) * j->phase_sz + (pb >> 1);
+                float *od = row + (1 - (pb & 1)) * j->phase_sz + ((pb + 1) >> 1);
+                deinterleave2(src, ev, od, w1 / 2);
+                if (w1 & 1) ev[w1 / 2] = src[w1 - 1];
+            } else {
+                for (int64_t w = w0; w < w1; w++) {
+                    int64_t wp = w + pb;
+                    row[(wp % sw) * j->phase_sz + wp / sw] = src[w];
+                }
             }
         }
     }
@@ -707,7 +727,6 @@ static void direct_task(void *arg, int64_t t0, int64_t t1, int tid)
     const direct_job *j = arg;
     const conv_geom *g = j->g;
     float *buf = j->buf + (size_t)tid * j->per_thread, *tmp = buf + g->cg * j->chan_sz;
-    float *prow = tmp + j->tmp_sz;
     const float *taps[MAX_TAPS];
     int nt = (int)(g->cg * g->k_sz);
     int64_t built = -1;   /* (image, group) whose channels are in buf */
@@ -716,8 +735,7 @@ static void direct_task(void *arg, int64_t t0, int64_t t1, int tid)
         int64_t n = ng / g->group, gr = ng % g->group;
         if (ng != built) {
             for (int64_t ci = 0; ci < g->cg; ci++)
-                direct_fill(j, j->x + (n * g->c + gr * g->cg + ci) * g->in_sz, buf + ci * j->chan_sz,
-                            prow);
+                direct_fill(j, j->x + (n * g->c + gr * g->cg + ci) * g->in_sz, buf + ci * j->chan_sz);
             built = ng;
         }
         int64_t m0 = gr * g->mg + mb * j->mblk;
@@ -770,7 +788,7 @@ static int conv_direct(op_ctx *c, const conv_geom *g, const float *x, const floa
                 }
     j.flat = g->out[0] == 1 && j.pd[0] == 1 && g->str[1] == 1;
     j.tmp_sz = j.flat ? (size_t)(g->out[1] * j.wq) : 0;
-    j.per_thread = (size_t)(g->cg * j.chan_sz) + j.tmp_sz + (size_t)(2 * j.wq);
+    j.per_thread = (size_t)(g->cg * j.chan_sz) + j.tmp_sz;
     j.buf = malloc(sizeof(float) * j.per_thread * (size_t)nt + 1);
     if (!j.buf)
         return op_fail(c, QK_ENOMEM, "cannot allocate %zu bytes of padded input",

@@ -10,6 +10,7 @@
 #include "config.h"
 #include "host.h"
 #include "onnx_io.h"
+#include "fusion_pass.h"
 #include "plan.h"
 #include "registry.h"
 
@@ -69,10 +70,13 @@ int cmd_plan(int argc, char **argv)
             goto done;
         }
     }
-    if (plan_build(g, cfg, bv->quantized_ops, &plan, &err) || check_plugins(reg, plan, &err)) {
+    int fused = 0;
+    if (fusion_pass_run(reg, g, cfg, bv, &fused, &err) || plan_build(g, cfg, bv->quantized_ops, &plan, &err) ||
+        check_plugins(reg, plan, &err)) {
         cli_error("%s", err.msg);
         goto done;
     }
+    if (!json) printf("fusions: %d rewrites\n", fused);
     plan_print(plan, g, backend->name, json, stdout);
     status = 0;
 done:

@@ -436,6 +436,26 @@ typedef struct conv_job {
     size_t col_per_thread;
 } conv_job;
 
+/* dst[i] = src[i] / 0 for i < n.  Feature-map rows are often short (8 to
+ * 32 floats), where a libc call costs more than the work. */
+static void copy_floats(float *dst, const float *src, int64_t n)
+{
+    if (n >= 32) {
+        memcpy(dst, src, sizeof(float) * (size_t)n);
+        return;
+    }
+    for (int64_t i = 0; i < n; i++) dst[i] = src[i];
+}
+
+static void zero_floats(float *dst, int64_t n)
+{
+    if (n >= 32) {
+        memset(dst, 0, sizeof(float) * (size_t)n);
+        return;
+    }
+    for (int64_t i = 0; i < n; i++) dst[i] = 0.0f;
+}
+
 /* im2col of rows [r0, r1) and output positions [o0, o1) of one (image,
  * group) whose channels start at x: row r = (channel, kd, kh, kw); column
  * o - o0 of dst (row stride ld) = input under tap r for output position o;
@@ -443,40 +463,47 @@ typedef struct conv_job {
 static void im2col_block(const conv_geom *g, const float *x, int64_t r0, int64_t r1, int64_t o0,
                          int64_t o1, float *dst, int64_t ld)
 {
-    int64_t plane = g->out[1] * g->out[2];
+    const int64_t OH = g->out[1], OW = g->out[2], sw = g->str[2];
+    /* Output position o0 as (od, oh, ow), once: the walk below steps rows
+     * without dividing. */
+    const int64_t od0 = o0 / (OH * OW), oh0 = o0 / OW % OH, ow00 = o0 % OW;
     for (int64_t r = r0; r < r1; r++) {
         int64_t ch = r / g->k_sz, rem = r % g->k_sz;
         int64_t kd = rem / (g->k[1] * g->k[2]), kh = rem / g->k[2] % g->k[1], kw = rem % g->k[2];
         const float *xc = x + ch * g->in_sz;
         float *d = dst + (r - r0) * ld;
         int64_t offw = kw * g->dil[2] - g->pb[2], lo, hi;
-        valid_range(offw, g->str[2], g->in[2], g->out[2], &lo, &hi);
-        /* Walk the positions as runs within one output row. */
+        valid_range(offw, sw, g->in[2], OW, &lo, &hi);
+        int64_t od = od0, oh = oh0, ow0 = ow00;
         for (int64_t o = o0; o < o1;) {
-            int64_t od = o / plane, oh = o / g->out[2] % g->out[1], ow0 = o % g->out[2];
-            int64_t ow1 = ow0 + (o1 - o) < g->out[2] ? ow0 + (o1 - o) : g->out[2];
+            int64_t ow1 = ow0 + (o1 - o) < OW ? ow0 + (o1 - o) : OW;
             int64_t id = od * g->str[0] + kd * g->dil[0] - g->pb[0];
             int64_t ih = oh * g->str[1] + kh * g->dil[1] - g->pb[1];
             float *out = d - ow0;   /* out[ow] for ow in [ow0, ow1) */
             if (id < 0 || id >= g->in[0] || ih < 0 || ih >= g->in[1]) {
-                memset(out + ow0, 0, sizeof(float) * (size_t)(ow1 - ow0));
+                zero_floats(out + ow0, ow1 - ow0);
             } else {
                 const float *row = xc + (id * g->in[1] + ih) * g->in[2];
                 int64_t l = lo > ow0 ? lo : ow0, h = hi < ow1 ? hi : ow1;
                 if (h < l) h = l;
-                memset(out + ow0, 0, sizeof(float) * (size_t)(l - ow0));
-                if (g->str[2] == 1) {
-                    memcpy(out + l, row + l + offw, sizeof(float) * (size_t)(h - l));
-                } else if (g->str[2] == 2) {
+                zero_floats(out + ow0, l - ow0);
+                if (sw == 1) {
+                    copy_floats(out + l, row + l + offw, h - l);
+                } else if (sw == 2) {
                     take_even(row + 2 * l + offw, out + l, h - l);
                 } else {
-                    const float *src = row + l * g->str[2] + offw;
-                    for (int64_t ow = l; ow < h; ow++, src += g->str[2]) out[ow] = *src;
+                    const float *src = row + l * sw + offw;
+                    for (int64_t ow = l; ow < h; ow++, src += sw) out[ow] = *src;
                 }
-                memset(out + h, 0, sizeof(float) * (size_t)(ow1 - h));
+                zero_floats(out + h, ow1 - h);
             }
             d += ow1 - ow0;
             o += ow1 - ow0;
+            ow0 = 0;
+            if (++oh == OH) {
+                oh = 0;
+                od++;
+            }
         }
     }
 }
@@ -652,17 +679,6 @@ typedef struct direct_job {
 /* Rows of output per call of the row kernel in flat mode: ~8 KB of output,
  * so the taps' overlapping input rows stay in L1. */
 #define FLAT_CHUNK 2048
-
-/* dst[i] = src[i] for i < n; short rows (small feature maps) are common
- * here and a memcpy call would cost more than the copy. */
-static void copy_floats(float *dst, const float *src, int64_t n)
-{
-    if (n >= 32) {
-        memcpy(dst, src, sizeof(float) * (size_t)n);
-        return;
-    }
-    for (int64_t i = 0; i < n; i++) dst[i] = src[i];
-}
 
 /* Writes channel xc's padded, phase-split copy into dst (chan_sz floats). */
 static void direct_fill(const direct_job *j, const float *xc, float *dst)

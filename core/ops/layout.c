@@ -12,49 +12,11 @@
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-static int has_in(const op_ctx *c, int i) { return i < c->n_in && c->in[i] != NULL; }
-
-static int is_int_dtype(int dt)
-{
-    switch (dt) {
-    case DT_INT8: case DT_INT16: case DT_INT32: case DT_INT64:
-    case DT_UINT8: case DT_UINT16: case DT_UINT32: case DT_UINT64:
-        return 1;
-    default:
-        return 0;
-    }
-}
-
-/* Reads an integer list from a 0-D/1-D tensor into v[max], count into *n.
- * Returns QK_OK, QK_UNKNOWN while the value is not known, or an error. */
-static int read_ints(op_ctx *c, const xt *t, const char *what, int64_t *v, int max, int *n)
-{
-    /* An upstream value whose type is not inferred yet. */
-    if (t->dtype == DT_UNDEFINED) return QK_UNKNOWN;
-    if (!is_int_dtype(t->dtype))
-        return op_fail(c, QK_EINVAL, "%s must be an integer tensor, got %s", what, dtype_name(t->dtype));
-    if (t->rank > 1) return op_fail(c, QK_EINVAL, "%s must be 1-D, got rank %d", what, t->rank);
-    if (!t->data || t->rank < 0) return QK_UNKNOWN;
-    int64_t cnt = xt_numel(t);
-    if (cnt < 0) return QK_UNKNOWN;
-    if (cnt > max)
-        return op_fail(c, QK_ENOTSUP, "%s has %lld values; at most %d are supported", what, (long long)cnt, max);
-    for (int64_t i = 0; i < cnt; i++) v[i] = xt_get_i64(t, i);
-    *n = (int)cnt;
-    return QK_OK;
-}
-
 static void set_shape(xt *o, int dtype, int rank, const int64_t *dims)
 {
     o->dtype = dtype;
     o->rank = rank;
     for (int i = 0; i < rank; i++) o->dims[i] = dims[i];
-}
-
-static int norm_axis(int64_t a, int rank)
-{
-    if (a < 0) a += rank;
-    return a < 0 || a >= rank ? -1 : (int)a;
 }
 
 static int64_t prod(const int64_t *d, int from, int to)
@@ -127,7 +89,7 @@ static int get_perm(op_ctx *c, int rank, int *perm)
     if (n != rank) return op_fail(c, QK_EINVAL, "perm has %d entries for rank %d", n, rank);
     int seen[XT_MAX_RANK] = {0};
     for (int i = 0; i < n; i++) {
-        int a = norm_axis(p[i], rank);
+        int a = axis_normalize(p[i], rank);
         if (a < 0 || seen[a]) return op_fail(c, QK_EINVAL, "perm is not a permutation of 0..%d", rank - 1);
         seen[a] = 1;
         perm[i] = a;
@@ -216,7 +178,7 @@ static int concat_axis(op_ctx *c, int rank, int *axis)
     if (!node_has_attr(c->node, "axis") && c->opset >= 4)
         return op_fail(c, QK_EINVAL, "missing axis attribute");
     int64_t a = node_attr_int(c->node, "axis", 1);
-    *axis = norm_axis(a, rank);
+    *axis = axis_normalize(a, rank);
     if (*axis < 0) return op_fail(c, QK_EINVAL, "axis %lld out of range for rank %d", (long long)a, rank);
     return QK_OK;
 }
@@ -293,11 +255,11 @@ static int concat_run(op_ctx *c)
 static int split_sizes(op_ctx *c, int64_t dim, int64_t *sizes)
 {
     int n = c->n_out;
-    if (has_in(c, 1) && !(c->in[1]->rank == 1 && c->in[1]->dims[0] == 0)) {
+    if (op_has_input(c, 1) && !(c->in[1]->rank == 1 && c->in[1]->dims[0] == 0)) {
         int64_t v[64];
         int k;
         if (n > 64) return op_fail(c, QK_ENOTSUP, "more than 64 outputs");
-        int rc = read_ints(c, c->in[1], "split", v, 64, &k);
+        int rc = op_read_int_list(c, c->in[1], "split", v, 64, &k);
         if (rc != QK_OK) return rc;
         if (k != n) return op_fail(c, QK_EINVAL, "split has %d sizes for %d outputs", k, n);
         memcpy(sizes, v, (size_t)n * sizeof *v);
@@ -338,7 +300,7 @@ static int split_infer(op_ctx *c)
     const xt *x = c->in[0];
     if (x->rank < 0) return QK_UNKNOWN;
     int64_t a = node_attr_int(c->node, "axis", 0);
-    int axis = norm_axis(a, x->rank);
+    int axis = axis_normalize(a, x->rank);
     if (axis < 0) return op_fail(c, QK_EINVAL, "axis %lld out of range for rank %d", (long long)a, x->rank);
     if (c->n_out > 64) return op_fail(c, QK_ENOTSUP, "more than 64 outputs");
     int64_t sizes[64];
@@ -355,7 +317,7 @@ static int split_infer(op_ctx *c)
 static int split_run(op_ctx *c)
 {
     const xt *x = c->in[0];
-    int axis = norm_axis(node_attr_int(c->node, "axis", 0), x->rank);
+    int axis = axis_normalize(node_attr_int(c->node, "axis", 0), x->rank);
     int64_t sizes[64];
     int rc = split_sizes(c, x->dims[axis], sizes);
     if (rc != QK_OK) return rc;
@@ -387,12 +349,12 @@ static int slice_plan_make(op_ctx *c, const xt *x, slice_plan *p)
     int64_t st[XT_MAX_RANK], en[XT_MAX_RANK], ax[XT_MAX_RANK], sp[XT_MAX_RANK];
     int ns, ne, na = -1, nsp = -1;
     int rc;
-    if (has_in(c, 1)) {
-        if (!has_in(c, 2)) return op_fail(c, QK_EINVAL, "ends input missing");
-        if ((rc = read_ints(c, c->in[1], "starts", st, XT_MAX_RANK, &ns)) != QK_OK) return rc;
-        if ((rc = read_ints(c, c->in[2], "ends", en, XT_MAX_RANK, &ne)) != QK_OK) return rc;
-        if (has_in(c, 3) && (rc = read_ints(c, c->in[3], "axes", ax, XT_MAX_RANK, &na)) != QK_OK) return rc;
-        if (has_in(c, 4) && (rc = read_ints(c, c->in[4], "steps", sp, XT_MAX_RANK, &nsp)) != QK_OK) return rc;
+    if (op_has_input(c, 1)) {
+        if (!op_has_input(c, 2)) return op_fail(c, QK_EINVAL, "ends input missing");
+        if ((rc = op_read_int_list(c, c->in[1], "starts", st, XT_MAX_RANK, &ns)) != QK_OK) return rc;
+        if ((rc = op_read_int_list(c, c->in[2], "ends", en, XT_MAX_RANK, &ne)) != QK_OK) return rc;
+        if (op_has_input(c, 3) && (rc = op_read_int_list(c, c->in[3], "axes", ax, XT_MAX_RANK, &na)) != QK_OK) return rc;
+        if (op_has_input(c, 4) && (rc = op_read_int_list(c, c->in[4], "steps", sp, XT_MAX_RANK, &nsp)) != QK_OK) return rc;
     } else {
         const int64_t *v;
         ns = node_attr_ints(c->node, "starts", &v);
@@ -424,7 +386,7 @@ static int slice_plan_make(op_ctx *c, const xt *x, slice_plan *p)
         p->count[d] = x->dims[d];
     }
     for (int i = 0; i < ns; i++) {
-        int a = norm_axis(ax[i], x->rank);
+        int a = axis_normalize(ax[i], x->rank);
         if (a < 0) return op_fail(c, QK_EINVAL, "axis %lld out of range for rank %d", (long long)ax[i], x->rank);
         if (seen[a]) return op_fail(c, QK_EINVAL, "axis %d given twice", a);
         seen[a] = 1;
@@ -489,7 +451,7 @@ static int gather_infer(op_ctx *c)
     if (idx->dtype && idx->dtype != DT_INT32 && idx->dtype != DT_INT64)
         return op_fail(c, QK_EINVAL, "indices must be int32 or int64, got %s", dtype_name(idx->dtype));
     int64_t a = node_attr_int(c->node, "axis", 0);
-    int axis = norm_axis(a, x->rank);
+    int axis = axis_normalize(a, x->rank);
     if (axis < 0) return op_fail(c, QK_EINVAL, "axis %lld out of range for rank %d", (long long)a, x->rank);
     int r = x->rank - 1 + idx->rank;
     if (r > XT_MAX_RANK) return op_fail(c, QK_ENOTSUP, "output rank %d exceeds %d", r, XT_MAX_RANK);
@@ -506,7 +468,7 @@ static int gather_run(op_ctx *c)
 {
     const xt *x = c->in[0], *idx = c->in[1];
     xt *y = c->out[0];
-    int axis = norm_axis(node_attr_int(c->node, "axis", 0), x->rank);
+    int axis = axis_normalize(node_attr_int(c->node, "axis", 0), x->rank);
     size_t es = dtype_size(x->dtype);
     int64_t n = xt_numel(idx), dim = x->dims[axis];
     int64_t outer = prod(x->dims, 0, axis);
@@ -537,7 +499,7 @@ static int gather_elements_infer(op_ctx *c)
     if (idx->rank != x->rank)
         return op_fail(c, QK_EINVAL, "indices rank %d differs from data rank %d", idx->rank, x->rank);
     int64_t a = node_attr_int(c->node, "axis", 0);
-    if (norm_axis(a, x->rank) < 0)
+    if (axis_normalize(a, x->rank) < 0)
         return op_fail(c, QK_EINVAL, "axis %lld out of range for rank %d", (long long)a, x->rank);
     set_shape(c->out[0], x->dtype, idx->rank, idx->dims);
     return QK_OK;
@@ -548,7 +510,7 @@ static int gather_elements_run(op_ctx *c)
     const xt *x = c->in[0], *idx = c->in[1];
     xt *y = c->out[0];
     int r = x->rank;
-    int axis = norm_axis(node_attr_int(c->node, "axis", 0), r);
+    int axis = axis_normalize(node_attr_int(c->node, "axis", 0), r);
     size_t es = dtype_size(x->dtype);
     int64_t n = xt_numel(idx), xs[XT_MAX_RANK], pos[XT_MAX_RANK] = {0};
     xt_strides(x, xs);
@@ -595,9 +557,9 @@ static int pad_plan_make(op_ctx *c, const xt *x, pad_plan *p)
     else return op_fail(c, QK_ENOTSUP, "pad mode '%s' is not supported", m);
     int64_t pads[2 * XT_MAX_RANK], axes[XT_MAX_RANK];
     int np, na = -1, rc;
-    if (has_in(c, 1)) {
-        if ((rc = read_ints(c, c->in[1], "pads", pads, 2 * XT_MAX_RANK, &np)) != QK_OK) return rc;
-        if (has_in(c, 3) && (rc = read_ints(c, c->in[3], "axes", axes, XT_MAX_RANK, &na)) != QK_OK) return rc;
+    if (op_has_input(c, 1)) {
+        if ((rc = op_read_int_list(c, c->in[1], "pads", pads, 2 * XT_MAX_RANK, &np)) != QK_OK) return rc;
+        if (op_has_input(c, 3) && (rc = op_read_int_list(c, c->in[3], "axes", axes, XT_MAX_RANK, &na)) != QK_OK) return rc;
     } else {
         /* Pad-1 called the attribute `paddings`, Pad-2 `pads`. */
         const int64_t *v;
@@ -616,7 +578,7 @@ static int pad_plan_make(op_ctx *c, const xt *x, pad_plan *p)
         return op_fail(c, QK_EINVAL, "%d pads for %d axes (need %d)", np, na, 2 * na);
     for (int d = 0; d < x->rank; d++) p->begin[d] = p->end[d] = 0;
     for (int i = 0; i < na; i++) {
-        int a = norm_axis(axes[i], x->rank);
+        int a = axis_normalize(axes[i], x->rank);
         if (a < 0) return op_fail(c, QK_EINVAL, "axis %lld out of range for rank %d", (long long)axes[i], x->rank);
         p->begin[a] = pads[i];
         p->end[a] = pads[i + na];
@@ -679,12 +641,12 @@ static int pad_run(op_ctx *c)
     /* The constant, in the data's type: the `value` input from opset 11, the
      * float attribute before. */
     char cval[8] = {0};
-    if (has_in(c, 2) && xt_numel(c->in[2]) > 0) {
+    if (op_has_input(c, 2) && xt_numel(c->in[2]) > 0) {
         if (c->in[2]->dtype != x->dtype)
             return op_fail(c, QK_EINVAL, "constant_value is %s, data is %s", dtype_name(c->in[2]->dtype),
                            dtype_name(x->dtype));
         memcpy(cval, c->in[2]->data, es);
-    } else if (!has_in(c, 1)) {
+    } else if (!op_has_input(c, 1)) {
         xt v = {.dtype = x->dtype, .rank = 0, .data = cval};
         xt_set_f64(&v, 0, node_attr_float(c->node, "value", 0));
     }
@@ -745,7 +707,7 @@ static int tile_infer(op_ctx *c)
     int n, rc;
     if (c->opset < 6 || c->n_in > 2)
         return op_fail(c, QK_ENOTSUP, "Tile-1 (tiles/axis inputs) is not supported");
-    if ((rc = read_ints(c, c->in[1], "repeats", rep, XT_MAX_RANK, &n)) != QK_OK) return rc;
+    if ((rc = op_read_int_list(c, c->in[1], "repeats", rep, XT_MAX_RANK, &n)) != QK_OK) return rc;
     if (x->rank < 0) return QK_UNKNOWN;
     if (n != x->rank) return op_fail(c, QK_EINVAL, "%d repeats for rank %d", n, x->rank);
     int64_t dims[XT_MAX_RANK];
@@ -810,7 +772,7 @@ static int trilu_run(op_ctx *c)
     int64_t total = xt_numel(y);
     if (total == 0) return QK_OK;
     int64_t k = 0;
-    if (has_in(c, 1) && xt_numel(c->in[1]) > 0) k = xt_get_i64(c->in[1], 0);
+    if (op_has_input(c, 1) && xt_numel(c->in[1]) > 0) k = xt_get_i64(c->in[1], 0);
     int upper = node_attr_int(c->node, "upper", 1) != 0;
     size_t es = dtype_size(x->dtype);
     int64_t rows = x->dims[x->rank - 2], cols = x->dims[x->rank - 1];
@@ -916,7 +878,7 @@ static int s2d_run(op_ctx *c)
 static int onehot_axis(op_ctx *c, int rank, int *axis)
 {
     int64_t a = node_attr_int(c->node, "axis", -1);
-    *axis = norm_axis(a, rank + 1);
+    *axis = axis_normalize(a, rank + 1);
     if (*axis < 0) return op_fail(c, QK_EINVAL, "axis %lld out of range for output rank %d", (long long)a, rank + 1);
     return QK_OK;
 }

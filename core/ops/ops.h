@@ -13,4 +13,16 @@
 OP_GROUPS(X)
 #undef X
 
+/* Helpers shared by the kernel files (common.c). */
+/* True when optional input i was given. */
+int op_has_input(const op_ctx *c, int i);
+/* True for the signed and unsigned integer types (not bool). */
+int dtype_is_int(int dt);
+/* a in [-rank, rank) mapped to [0, rank), or -1 when out of range. */
+int axis_normalize(int64_t a, int rank);
+/* Reads an integer list from a 0-D or 1-D tensor into v[max] and its count
+ * into *n.  Returns QK_OK, QK_UNKNOWN when the values are not known yet, or
+ * an error naming `what` (wrong type, too many values). */
+int op_read_int_list(op_ctx *c, const xt *t, const char *what, int64_t *v, int max, int *n);
+
 #endif

@@ -10,8 +10,6 @@
 #include <stdlib.h>
 #include "ops.h"
 
-static int has_in(const op_ctx *c, int i) { return i < c->n_in && c->in[i] != NULL; }
-
 /* Range of a quantized type; 0 when it is not one we quantize to. */
 static int q_range(int dt, int32_t *lo, int32_t *hi)
 {
@@ -67,7 +65,7 @@ static int32_t *load_zp(const xt *zp, int64_t count)
 
 static int q_out_dtype(op_ctx *c)
 {
-    if (has_in(c, 2)) return c->in[2]->dtype;
+    if (op_has_input(c, 2)) return c->in[2]->dtype;
     int dt = (int)node_attr_int(c->node, "output_dtype", 0);
     return dt ? dt : DT_UINT8;
 }
@@ -83,7 +81,7 @@ static int quantize_infer(op_ctx *c)
     if (x->dtype != DT_FLOAT && x->dtype != DT_INT32)
         return op_fail(c, QK_ENOTSUP, "quantizing %s input is not supported", dtype_name(x->dtype));
     int axis;
-    int rc = qdq_check(c, x, c->in[1], has_in(c, 2) ? c->in[2] : NULL, &axis);
+    int rc = qdq_check(c, x, c->in[1], op_has_input(c, 2) ? c->in[2] : NULL, &axis);
     if (rc != QK_OK) return rc;
     xt *y = c->out[0];
     y->dtype = dt;
@@ -158,7 +156,7 @@ static void qdq_layout(const xt *x, int axis, int64_t *inner, int64_t *dim)
 
 static int quantize_run(op_ctx *c)
 {
-    const xt *x = c->in[0], *scale = c->in[1], *zp = has_in(c, 2) ? c->in[2] : NULL;
+    const xt *x = c->in[0], *scale = c->in[1], *zp = op_has_input(c, 2) ? c->in[2] : NULL;
     xt *y = c->out[0];
     int axis;
     int rc = qdq_check(c, x, scale, zp, &axis);
@@ -191,14 +189,14 @@ static int dequantize_infer(op_ctx *c)
 {
     const xt *x = c->in[0];
     int32_t lo, hi;
-    if (!x->dtype || !c->in[1]->dtype || (has_in(c, 2) && !c->in[2]->dtype)) return QK_UNKNOWN;
+    if (!x->dtype || !c->in[1]->dtype || (op_has_input(c, 2) && !c->in[2]->dtype)) return QK_UNKNOWN;
     if (!q_range(x->dtype, &lo, &hi) && x->dtype != DT_INT32)
         return op_fail(c, QK_ENOTSUP, "dequantizing %s is not supported", dtype_name(x->dtype));
-    if (has_in(c, 2) && c->in[2]->dtype != x->dtype)
+    if (op_has_input(c, 2) && c->in[2]->dtype != x->dtype)
         return op_fail(c, QK_EINVAL, "zero point is %s, input is %s", dtype_name(c->in[2]->dtype),
                        dtype_name(x->dtype));
     int axis;
-    int rc = qdq_check(c, x, c->in[1], has_in(c, 2) ? c->in[2] : NULL, &axis);
+    int rc = qdq_check(c, x, c->in[1], op_has_input(c, 2) ? c->in[2] : NULL, &axis);
     if (rc != QK_OK) return rc;
     xt *y = c->out[0];
     y->dtype = DT_FLOAT;
@@ -244,7 +242,7 @@ static void dq_range_run(void *arg, int64_t b, int64_t e, int tid)
 
 static int dequantize_run(op_ctx *c)
 {
-    const xt *x = c->in[0], *scale = c->in[1], *zp = has_in(c, 2) ? c->in[2] : NULL;
+    const xt *x = c->in[0], *scale = c->in[1], *zp = op_has_input(c, 2) ? c->in[2] : NULL;
     int axis;
     int rc = qdq_check(c, x, scale, zp, &axis);
     if (rc != QK_OK) return rc;

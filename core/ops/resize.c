@@ -28,13 +28,11 @@ typedef struct rs_plan {
     double roi_s[XT_MAX_RANK], roi_e[XT_MAX_RANK];
 } rs_plan;
 
-static int has_in(const op_ctx *c, int i) { return i < c->n_in && c->in[i] != NULL; }
-
 /* An optional input that is present with at least one element; models pass
  * empty tensors for "not given" (e.g. Resize-11's scales next to sizes). */
 static int given(const op_ctx *c, int i)
 {
-    if (!has_in(c, i)) return 0;
+    if (!op_has_input(c, i)) return 0;
     const xt *t = c->in[i];
     return !(t->rank >= 0 && xt_numel(t) == 0);
 }

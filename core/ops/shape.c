@@ -18,41 +18,6 @@
 
 /* ---- helpers shared by the kernels of this file ---------------------------- */
 
-/* True when optional input i was given. */
-static int has_in(const op_ctx *c, int i) { return i < c->n_in && c->in[i] != NULL; }
-
-static int is_int_dtype(int dt)
-{
-    switch (dt) {
-    case DT_INT8: case DT_INT16: case DT_INT32: case DT_INT64:
-    case DT_UINT8: case DT_UINT16: case DT_UINT32: case DT_UINT64:
-        return 1;
-    default:
-        return 0;
-    }
-}
-
-/* Reads an integer list from a 0-D or 1-D tensor into v[max] and its count
- * into *n.  Returns QK_OK, QK_UNKNOWN when the values are not known yet, or
- * an error naming `what` (wrong type, too many values). */
-static int read_ints(op_ctx *c, const xt *t, const char *what, int64_t *v, int max, int *n)
-{
-    /* An upstream value whose type is not inferred yet. */
-    if (t->dtype == DT_UNDEFINED) return QK_UNKNOWN;
-    if (!is_int_dtype(t->dtype))
-        return op_fail(c, QK_EINVAL, "%s must be an integer tensor, got %s", what, dtype_name(t->dtype));
-    if (t->rank > 1)
-        return op_fail(c, QK_EINVAL, "%s must be 1-D, got rank %d", what, t->rank);
-    if (!t->data || t->rank < 0) return QK_UNKNOWN;
-    int64_t cnt = xt_numel(t);
-    if (cnt < 0) return QK_UNKNOWN;
-    if (cnt > max)
-        return op_fail(c, QK_ENOTSUP, "%s has %lld values; at most %d are supported", what, (long long)cnt, max);
-    for (int64_t i = 0; i < cnt; i++) v[i] = xt_get_i64(t, i);
-    *n = (int)cnt;
-    return QK_OK;
-}
-
 /* Writes "[4,-1,0]" into buf: a target shape as given, -1 and all. */
 static const char *ints_str(const int64_t *v, int n, char *buf, size_t len)
 {
@@ -89,13 +54,6 @@ static int run_copy(op_ctx *c)
     if (nb > 0 && c->out[0]->data != c->in[0]->data)
         memcpy(c->out[0]->data, c->in[0]->data, (size_t)nb);
     return QK_OK;
-}
-
-/* Normalises a possibly negative axis against rank; -1 if out of range. */
-static int norm_axis(int64_t a, int rank)
-{
-    if (a < 0) a += rank;
-    return a < 0 || a >= rank ? -1 : (int)a;
 }
 
 /* ---- Shape, Size ----------------------------------------------------------- */
@@ -151,8 +109,8 @@ static int reshape_infer(op_ctx *c)
     const xt *x = c->in[0];
     int64_t shape[XT_MAX_RANK];
     int n = 0;
-    if (has_in(c, 1)) {
-        int rc = read_ints(c, c->in[1], "Reshape's shape", shape, XT_MAX_RANK, &n);
+    if (op_has_input(c, 1)) {
+        int rc = op_read_int_list(c, c->in[1], "Reshape's shape", shape, XT_MAX_RANK, &n);
         if (rc != QK_OK) return rc;
     } else {
         /* Reshape-1 took the shape as an attribute. */
@@ -234,7 +192,7 @@ static int get_axes(op_ctx *c, int input, int64_t *axes, int *n, int *absent)
 {
     *absent = 0;
     *n = 0;
-    if (has_in(c, input)) return read_ints(c, c->in[input], "axes", axes, XT_MAX_RANK, n);
+    if (op_has_input(c, input)) return op_read_int_list(c, c->in[input], "axes", axes, XT_MAX_RANK, n);
     const int64_t *v;
     int k = node_attr_ints(c->node, "axes", &v);
     if (k < 0) {
@@ -264,7 +222,7 @@ static int squeeze_infer(op_ctx *c)
         }
     }
     for (int i = 0; i < n; i++) {
-        int a = norm_axis(axes[i], x->rank);
+        int a = axis_normalize(axes[i], x->rank);
         if (a < 0) return op_fail(c, QK_EINVAL, "axis %lld out of range for rank %d", (long long)axes[i], x->rank);
         if (x->dims[a] > 1 || x->dims[a] == 0) {
             char b[128];
@@ -294,7 +252,7 @@ static int unsqueeze_infer(op_ctx *c)
     if (r > XT_MAX_RANK) return op_fail(c, QK_ENOTSUP, "output rank %d exceeds %d", r, XT_MAX_RANK);
     int ins[XT_MAX_RANK] = {0};
     for (int i = 0; i < n; i++) {
-        int a = norm_axis(axes[i], r);
+        int a = axis_normalize(axes[i], r);
         if (a < 0) return op_fail(c, QK_EINVAL, "axis %lld out of range for output rank %d", (long long)axes[i], r);
         if (ins[a]) return op_fail(c, QK_EINVAL, "axis %d given twice", a);
         ins[a] = 1;
@@ -311,7 +269,7 @@ static int expand_infer(op_ctx *c)
 {
     int64_t shape[XT_MAX_RANK];
     int n;
-    int rc = read_ints(c, c->in[1], "Expand's shape", shape, XT_MAX_RANK, &n);
+    int rc = op_read_int_list(c, c->in[1], "Expand's shape", shape, XT_MAX_RANK, &n);
     if (rc != QK_OK) return rc;
     if (c->in[0]->rank < 0) return QK_UNKNOWN;
     xt tgt = {.dtype = c->in[0]->dtype, .rank = n};
@@ -405,9 +363,9 @@ static int dropout_infer(op_ctx *c)
 static int dropout_run(op_ctx *c)
 {
     int training = 0;
-    if (has_in(c, 2) && xt_numel(c->in[2]) > 0) training = xt_get_i64(c->in[2], 0) != 0;
+    if (op_has_input(c, 2) && xt_numel(c->in[2]) > 0) training = xt_get_i64(c->in[2], 0) != 0;
     double ratio = node_attr_float(c->node, "ratio", 0.5f);
-    if (has_in(c, 1) && xt_numel(c->in[1]) > 0) ratio = xt_get_f64(c->in[1], 0);
+    if (op_has_input(c, 1) && xt_numel(c->in[1]) > 0) ratio = xt_get_f64(c->in[1], 0);
     /* Only inference is deterministic; training with a zero ratio is too. */
     if (training && ratio != 0)
         return op_fail(c, QK_ENOTSUP, "training-mode dropout (ratio %g) is random; only inference is supported",
@@ -539,7 +497,7 @@ static int cos_infer(op_ctx *c)
     if (rc != QK_OK) return rc;
     int64_t dims[XT_MAX_RANK];
     int n;
-    rc = read_ints(c, c->in[0], "ConstantOfShape's input", dims, XT_MAX_RANK, &n);
+    rc = op_read_int_list(c, c->in[0], "ConstantOfShape's input", dims, XT_MAX_RANK, &n);
     if (rc != QK_OK) return rc;
     for (int i = 0; i < n; i++)
         if (dims[i] < 0) return op_fail(c, QK_EINVAL, "negative dimension %lld", (long long)dims[i]);

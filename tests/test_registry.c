@@ -321,14 +321,14 @@ START_TEST(test_unknown_name_lists_found_and_searched)
                    "found: abi_major, abi_minor, bad_kind, minmax, mismatch, no_entry, null_function, null_name",
                    BROKEN " (plugin_path)", PATH_B " (QUANTKIT_PLUGIN_PATH)",
                    TEST_BUILD_DIR "/plugins/observers/.libs (build tree)", "(installed", NULL);
-    expect_refusal(r, QK_PLUGIN_FUSION, "conv_bn", QK_EINVAL, "unknown fusion 'conv_bn'", "found: null_vtable",
-                   NULL);
+    expect_refusal(r, QK_PLUGIN_FUSION, "conv_bnn", QK_EINVAL, "unknown fusion 'conv_bnn'", "did you mean 'conv_bn'",
+                   "found: conv_bn, null_vtable", NULL);
     ck_assert_uint_eq(registry_load_count(r), 0);
     registry_free(r);
     unsetenv("QUANTKIT_PLUGIN_PATH");
     r = open_with(NULL);
-    expect_refusal(r, QK_PLUGIN_BACKEND, "onnx-qdq", QK_EINVAL, "unknown backend 'onnx-qdq'",
-                   "no backend plugins were found", "searched: ", NULL);
+    expect_refusal(r, QK_PLUGIN_BACKEND, "tensorrt", QK_EINVAL, "unknown backend 'tensorrt'",
+                   "found: onnx-qdq", "searched: ", NULL);
     expect_refusal(r, 0, "x", QK_EINVAL, "not a plugin kind", NULL);
     expect_refusal(r, QK_PLUGIN_KIND_END, "x", QK_EINVAL, "not a plugin kind", NULL);
     expect_refusal(r, QK_PLUGIN_OBSERVER, "", QK_EINVAL, "no observer name", NULL);
@@ -353,7 +353,8 @@ START_TEST(test_same_dir_twice_is_searched_once)
     setenv("QUANTKIT_PLUGIN_PATH", PATH_A "/", 1);
     registry *r = open_with(PATH_A, PATH_A "/../.libs", NULL);
     ck_assert_str_eq(registry_dir(r, 1, NULL, NULL), TEST_BUILD_DIR "/plugins/observers/.libs");
-    ck_assert_uint_eq(registry_dir_count(r), 4);   /* path_a, observers, fakequant, installed */
+    /* path_a, the build tree's observers, fakequant, fusions, backends, installed */
+    ck_assert_uint_eq(registry_dir_count(r), 6);
     ck_assert(!warned(r, "ignoring " PATH_A, NULL));
     ck_assert(warned(r, "ignoring " BUILTIN_MINMAX, NULL));
     registry_free(r);

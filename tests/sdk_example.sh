@@ -34,8 +34,9 @@ plugin_path: [example]
 quantize:
   activation: {observer: example_ema, observer_args: {decay: 0.8}}
 YAML
-( cd "$tmp" && "$qk" plan "$QK_SRCDIR/tests/data/digits_cnn.onnx" -c cfg.yaml ) >"$tmp/plan.txt" 2>&1
-grep -q "example_ema" "$tmp/plan.txt"; check selected-by-name $? "$(tail -3 "$tmp/plan.txt")"
+( cd "$tmp" && "$qk" plan "$QK_SRCDIR/tests/data/digits_cnn.onnx" -c cfg.yaml ) >"$tmp/plan.txt" 2>&1 &&
+    grep -q "activation .*example_ema / -" "$tmp/plan.txt"
+check selected-by-name $? "$(tail -3 "$tmp/plan.txt")"
 
 sed 's/example_ema/example_emma/' "$tmp/cfg.yaml" >"$tmp/typo.yaml"
 ( cd "$tmp" && "$qk" plan "$QK_SRCDIR/tests/data/digits_cnn.onnx" -c typo.yaml ) >"$tmp/typo.txt" 2>&1

@@ -10,7 +10,7 @@ enum {
     QK_UNKNOWN = 1,      /* shape inference: result depends on values not known yet */
 };
 
-#define QK_ERRMSG_LEN 512
+#define QK_ERRMSG_LEN 2048   /* long enough for a list of searched folders */
 
 /* A place for the one-line message of the last error. */
 typedef struct qk_err {

@@ -440,7 +440,7 @@ static void pack_b(const kernel *kn, int trans, const float *B, int64_t ldb,
         }
         if (n < NR)
             for (int64_t k = 0; k < kc; k++)
-                for (int64_t c = n; c < NR; c++) out[k * NR + c] = 0.0f;
+                for (int64_t z = n; z < NR; z++) out[k * NR + z] = 0.0f;
         out += NR * kc;
     }
 }

@@ -1,18 +1,25 @@
 /* This file implements the executor's thread pool (see threadpool.h).
  *
  * Workers are started once and live as long as the pool.  A call publishes
- * one job (fn, arg, chunking) under a generation number, wakes the workers,
- * and every participant -- the caller included -- claims chunks from a
+ * one job (fn, arg, chunking) under a new sequence number and wakes the
+ * workers; every participant -- the caller included -- claims chunks from a
  * shared atomic counter until none are left, so uneven chunks balance
- * themselves.  The call returns once every participating worker has left the
- * job, which makes the job fields safe to reuse for the next call.
+ * themselves.
+ *
+ * Workers join a job explicitly and the caller never waits for a worker
+ * that has not joined: when the caller runs out of chunks it closes the job
+ * to newcomers and waits only for the workers inside.  So a worker that is
+ * slow to wake (asleep, or its CPU busy with another process) costs nothing
+ * -- the caller simply does the chunks itself -- instead of stalling every
+ * parallel loop of an inference until the scheduler gets round to it.  A
+ * late worker that finds the job closed (or already replaced) skips it
+ * without touching the job fields, which the caller may be rewriting.
  *
  * Kernels run one after another and each call is short (often tens of
- * microseconds), so both sides spin briefly before sleeping on a condition
+ * microseconds), so both sides spin before sleeping on a condition
  * variable: a worker that has just finished a job is very likely to get the
- * next one within a few microseconds, and a futex round trip would cost more
- * than the work. */
-#include <errno.h>
+ * next one within microseconds, and a futex round trip costs more than
+ * that (tens of microseconds in VMs). */
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -21,34 +28,41 @@
 #include <unistd.h>
 #include "threadpool.h"
 
-/* How long an idle side polls before sleeping.  Short enough that idle
- * workers do not steal a core from serial kernels for long. */
-#define SPIN_NS 50000
-#define GEN_ACTIVE_MASK 0xffffu
+/* How long an idle side polls before sleeping.  The gaps between one
+ * kernel's parallel loop and the next are usually shorter than this, so
+ * workers stay hot through a whole inference and go to sleep only when the
+ * executor is idle. */
+#define SPIN_NS 500000
 #define MAX_THREADS 1024
+
+/* The job state word: (sequence << 32) | CLOSED | workers inside. */
+#define ST_SEQ(s) ((s) >> 32)
+#define ST_CLOSED ((uint64_t)1 << 31)
+#define ST_COUNT(s) ((s) & 0x7fffffffu)
 
 struct threadpool {
     int nthreads;              /* caller + workers */
+    /* More threads than CPUs: spinners must yield, or they may keep the
+     * thread they wait for off its CPU.  Otherwise yielding only adds
+     * system calls (and in VMs, scheduling hiccups of tens of us). */
+    int oversubscribed;
     pthread_t *threads;        /* nthreads - 1 workers */
     int n_started;
 
     pthread_mutex_t mu;        /* guards sleeping on the two conditions */
-    pthread_cond_t wake;       /* new generation or stop */
-    pthread_cond_t done;       /* pending reached 0 */
+    pthread_cond_t wake;       /* new sequence or stop */
+    pthread_cond_t done;       /* closed job emptied */
     /* Serializes callers from different threads: one job at a time. */
     pthread_mutex_t call_mu;
 
-    /* (job sequence << 16) | number of threads taking part.  One word, so a
-     * worker reads both consistently even when it slept through a job. */
-    _Atomic uint64_t gen;
+    _Atomic uint64_t state;
     atomic_int stop;
 
-    /* The current job, written by the caller before bumping gen. */
+    /* The current job, written by the caller before publishing. */
     tp_fn fn;
     void *arg;
     int64_t n, chunk, n_chunks;
     atomic_llong next;         /* next chunk to claim */
-    atomic_int pending;        /* participating workers still in the job */
 };
 
 /* Set in workers (always) and in a caller while it runs chunks, so that a
@@ -70,6 +84,15 @@ static int64_t now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* Called every so often while spinning: true once SPIN_NS have passed. */
+static int spun_out(threadpool *tp, int64_t *t0)
+{
+    int64_t t = now_ns();
+    if (tp->oversubscribed) sched_yield();
+    if (!*t0) *t0 = t;
+    return t - *t0 > SPIN_NS;
+}
+
 /* Claims and runs chunks of the current job until none remain. */
 static void run_chunks(threadpool *tp, int tid)
 {
@@ -82,30 +105,24 @@ static void run_chunks(threadpool *tp, int tid)
     }
 }
 
-/* Spins, then sleeps, until gen differs from `seen` or the pool stops. */
-static uint64_t wait_new_gen(threadpool *tp, uint64_t seen)
+/* Spins, then sleeps, until the sequence differs from `seen` or the pool
+ * stops; returns the state seen. */
+static uint64_t wait_new_seq(threadpool *tp, uint64_t seen)
 {
-    uint64_t g;
+    uint64_t s;
     int64_t t0 = 0;
-    for (int i = 0;; i++) {
-        g = atomic_load_explicit(&tp->gen, memory_order_acquire);
-        if (g != seen || atomic_load_explicit(&tp->stop, memory_order_relaxed)) return g;
+    for (int i = 1;; i++) {
+        s = atomic_load_explicit(&tp->state, memory_order_acquire);
+        if (ST_SEQ(s) != seen || atomic_load_explicit(&tp->stop, memory_order_relaxed)) return s;
         cpu_relax();
-        if ((i & 255) == 255) {
-            int64_t t = now_ns();
-            if (!t0) t0 = t;
-            else if (t - t0 > SPIN_NS) break;
-            /* With more threads than free cores the thread we wait for may
-             * be the one we keep off its core. */
-            sched_yield();
-        }
+        if (!(i & 255) && spun_out(tp, &t0)) break;
     }
     pthread_mutex_lock(&tp->mu);
-    while ((g = atomic_load_explicit(&tp->gen, memory_order_acquire)) == seen &&
+    while (ST_SEQ(s = atomic_load_explicit(&tp->state, memory_order_acquire)) == seen &&
            !atomic_load_explicit(&tp->stop, memory_order_relaxed))
         pthread_cond_wait(&tp->wake, &tp->mu);
     pthread_mutex_unlock(&tp->mu);
-    return g;
+    return s;
 }
 
 struct worker_arg { threadpool *tp; int tid; };
@@ -118,16 +135,24 @@ static void *worker(void *p)
     in_pool = 1;
     uint64_t seen = 0;
     for (;;) {
-        seen = wait_new_gen(tp, seen);
+        uint64_t s = wait_new_seq(tp, seen);
         if (atomic_load_explicit(&tp->stop, memory_order_acquire)) break;
-        /* Workers with tid >= the job's thread count sit it out and do not
-         * count in pending, so they must not touch the job fields: the
-         * caller may already be writing the next job. */
-        if (wa.tid >= (int)(seen & GEN_ACTIVE_MASK)) continue;
+        seen = ST_SEQ(s);
+        /* Join job `seen` unless it is closed or gone already. */
+        int joined = 0;
+        while (ST_SEQ(s) == seen && !(s & ST_CLOSED)) {
+            if (atomic_compare_exchange_weak_explicit(&tp->state, &s, s + 1, memory_order_acquire,
+                                                      memory_order_acquire)) {
+                joined = 1;
+                break;
+            }
+        }
+        if (!joined) continue;
         run_chunks(tp, wa.tid);
-        if (atomic_fetch_sub_explicit(&tp->pending, 1, memory_order_acq_rel) == 1) {
-            /* Last one out: the caller may be asleep on `done`.  Taking the
-             * mutex orders this signal after its check of pending. */
+        s = atomic_fetch_sub_explicit(&tp->state, 1, memory_order_acq_rel) - 1;
+        if (ST_COUNT(s) == 0 && (s & ST_CLOSED)) {
+            /* Last one out of a closed job: the caller may be asleep on
+             * `done`.  Taking the mutex orders this signal after its check. */
             pthread_mutex_lock(&tp->mu);
             pthread_cond_signal(&tp->done);
             pthread_mutex_unlock(&tp->mu);
@@ -138,22 +163,22 @@ static void *worker(void *p)
 
 threadpool *tp_new(int nthreads)
 {
-    if (nthreads <= 0) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        nthreads = n > 0 ? (int)n : 1;
-    }
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    if (ncpu < 1) ncpu = 1;
+    if (nthreads <= 0) nthreads = (int)ncpu;
     if (nthreads > MAX_THREADS) nthreads = MAX_THREADS;
     threadpool *tp = calloc(1, sizeof *tp);
     if (!tp) return NULL;
     tp->nthreads = nthreads;
+    tp->oversubscribed = nthreads > ncpu;
     if (pthread_mutex_init(&tp->mu, NULL)) goto fail_mu;
     if (pthread_mutex_init(&tp->call_mu, NULL)) goto fail_call_mu;
     if (pthread_cond_init(&tp->wake, NULL)) goto fail_wake;
     if (pthread_cond_init(&tp->done, NULL)) goto fail_done;
-    atomic_init(&tp->gen, 0);
+    /* Job 0 exists only as "closed", so nobody joins it. */
+    atomic_init(&tp->state, ST_CLOSED);
     atomic_init(&tp->stop, 0);
     atomic_init(&tp->next, 0);
-    atomic_init(&tp->pending, 0);
     if (nthreads > 1) {
         tp->threads = calloc((size_t)nthreads - 1, sizeof *tp->threads);
         if (!tp->threads) goto fail_threads;
@@ -224,22 +249,20 @@ void tp_parallel_for(threadpool *tp, int64_t n, int64_t grain, tp_fn fn, void *a
         fn(arg, 0, n, 0);
         return;
     }
-    int active = n_chunks < tp->nthreads ? (int)n_chunks : tp->nthreads;
 
     pthread_mutex_lock(&tp->call_mu);
+    /* The previous job is closed and empty, so no worker reads these. */
     tp->fn = fn;
     tp->arg = arg;
     tp->n = n;
     tp->chunk = chunk;
     tp->n_chunks = n_chunks;
     atomic_store_explicit(&tp->next, 0, memory_order_relaxed);
-    atomic_store_explicit(&tp->pending, active - 1, memory_order_relaxed);
-    /* The release on gen publishes the job fields to the spinning workers;
-     * the broadcast under mu reaches the sleeping ones. */
+    /* The release publishes the job fields to the spinning workers; the
+     * broadcast under mu reaches the sleeping ones. */
+    uint64_t seq = ST_SEQ(atomic_load_explicit(&tp->state, memory_order_relaxed)) + 1;
     pthread_mutex_lock(&tp->mu);
-    uint64_t g = atomic_load_explicit(&tp->gen, memory_order_relaxed);
-    g = ((g >> 16) + 1) << 16 | (uint64_t)active;
-    atomic_store_explicit(&tp->gen, g, memory_order_release);
+    atomic_store_explicit(&tp->state, seq << 32, memory_order_release);
     pthread_cond_broadcast(&tp->wake);
     pthread_mutex_unlock(&tp->mu);
 
@@ -247,20 +270,19 @@ void tp_parallel_for(threadpool *tp, int64_t n, int64_t grain, tp_fn fn, void *a
     run_chunks(tp, 0);
     in_pool = 0;
 
+    /* Every chunk is claimed: close the job, then wait for the workers
+     * that joined to finish theirs. */
+    uint64_t s = atomic_fetch_or_explicit(&tp->state, ST_CLOSED, memory_order_acq_rel) | ST_CLOSED;
     int64_t t0 = 0;
-    for (int i = 0; atomic_load_explicit(&tp->pending, memory_order_acquire) > 0; i++) {
+    for (int i = 1; ST_COUNT(s) != 0; i++) {
         cpu_relax();
-        if ((i & 255) == 255) {
-            int64_t t = now_ns();
-            sched_yield();
-            if (!t0) t0 = t;
-            else if (t - t0 > SPIN_NS) {
-                pthread_mutex_lock(&tp->mu);
-                while (atomic_load_explicit(&tp->pending, memory_order_acquire) > 0)
-                    pthread_cond_wait(&tp->done, &tp->mu);
-                pthread_mutex_unlock(&tp->mu);
-                break;
-            }
+        s = atomic_load_explicit(&tp->state, memory_order_acquire);
+        if (!(i & 255) && spun_out(tp, &t0)) {
+            pthread_mutex_lock(&tp->mu);
+            while (ST_COUNT(atomic_load_explicit(&tp->state, memory_order_acquire)) != 0)
+                pthread_cond_wait(&tp->done, &tp->mu);
+            pthread_mutex_unlock(&tp->mu);
+            break;
         }
     }
     pthread_mutex_unlock(&tp->call_mu);

@@ -8,12 +8,17 @@
  * leading size-1 axes (kernel 1, stride 1, no padding), so one set of loops
  * serves every rank.
  *
- * Conv takes one of three paths:
+ * Conv takes one of four paths:
  *  - im2col + GEMM, the general case: W_g [M/g, C/g*k] times the im2col
- *    matrix [C/g*k, out].  Large matrices are built and multiplied in
- *    chunks of output positions that fit L2, one chunk per task; small
- *    ones are built whole and sgemm threads the product.
+ *    matrix [C/g*k, out].  im2col reads a zero-padded, stride-phase-split
+ *    copy of the input (see `padded`), so every row run is a plain copy.
+ *    Large matrices are built and multiplied in chunks of output positions
+ *    that fit L2, one chunk per task; small ones are built whole and sgemm
+ *    threads the product.
  *  - 1x1 stride-1 unpadded convs skip im2col: the input is the matrix.
+ *  - small feature maps at batch > 1 fold the batch into one GEMM (the
+ *    images' matrices side by side), since a GEMM per image with a few
+ *    dozen columns would be mostly edge tiles.
  *  - depthwise and narrow grouped convs (at most DIRECT_MAX_CG input
  *    channels per group) go direct: a GEMM would have a tiny K or M, while
  *    a padded copy of the group's channels and a vectorized sum over the
@@ -259,18 +264,6 @@ static int check_run(op_ctx *c, int transpose, conv_geom *g)
     return QK_OK;
 }
 
-/* Valid range [lo, hi) of output positions o along one axis for which the
- * input position o*s + off lies in [0, in). */
-static void valid_range(int64_t off, int64_t s, int64_t in, int64_t out, int64_t *lo, int64_t *hi)
-{
-    int64_t l = off >= 0 ? 0 : (-off + s - 1) / s;
-    int64_t h = in - 1 - off < 0 ? 0 : (in - 1 - off) / s + 1;
-    if (h > out) h = out;
-    if (l > h) l = h;
-    *lo = l;
-    *hi = h;
-}
-
 /* The vector extensions the helpers below may use: 0 none, 1 AVX2+FMA,
  * 2 AVX-512F.  QK_SGEMM_ISA (see sgemm.c) caps it, which lets tests reach
  * the narrower code paths. */
@@ -362,33 +355,6 @@ static void deinterleave2(const float *src, float *even, float *odd, int64_t n)
     }
 }
 
-/* dst[i] = src[2i] for i in [0, n): im2col's stride-2 rows. */
-#ifdef HAVE_X86
-__attribute__((target("avx512f")))
-static void take_even_avx512(const float *src, float *dst, int64_t n)
-{
-    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    int64_t i = 0;
-    /* The second load reaches src[2i + 31], which must not pass the last
-     * element read, src[2n - 2]: hence i + 16 < n. */
-    for (; i + 16 < n; i += 16)
-        _mm512_storeu_ps(dst + i, _mm512_permutex2var_ps(_mm512_loadu_ps(src + 2 * i), ie,
-                                                         _mm512_loadu_ps(src + 2 * i + 16)));
-    for (; i < n; i++) dst[i] = src[2 * i];
-}
-#endif
-
-static void take_even(const float *src, float *dst, int64_t n)
-{
-#ifdef HAVE_X86
-    if (isa_level() >= 2) {
-        take_even_avx512(src, dst, n);
-        return;
-    }
-#endif
-    for (int64_t i = 0; i < n; i++) dst[i] = src[2 * i];
-}
-
 /* p[i] = v for i < n. */
 #ifdef HAVE_X86
 __attribute__((target("avx2")))
@@ -426,98 +392,226 @@ static void fill_bias(float *y, const float *bias, int64_t m, int64_t out_sz, in
 
 /* ------------------------------------------------------------------- Conv */
 
-typedef struct conv_job {
-    const conv_geom *g;
-    const float *x, *w, *bias;
-    float *y, *col;
-    /* Chunked path: output positions per chunk, chunks per image-group,
-     * floats of col per thread. */
-    int64_t chunk, n_chunks;
-    size_t col_per_thread;
-} conv_job;
+/* dst[i] = src[i] for i < n.  Feature-map rows are often short (4 to 32
+ * floats), where a libc call costs more than the copy: those go through
+ * vector registers, the tail under a mask. */
+#ifdef HAVE_X86
+__attribute__((target("avx512f")))
+static void copy_avx512(float *dst, const float *src, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, _mm512_loadu_ps(src + i));
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(dst + i, m, _mm512_maskz_loadu_ps(m, src + i));
+    }
+}
+#endif
 
-/* dst[i] = src[i] / 0 for i < n.  Feature-map rows are often short (8 to
- * 32 floats), where a libc call costs more than the work. */
 static void copy_floats(float *dst, const float *src, int64_t n)
 {
-    if (n >= 32) {
+    if (n >= 64) {
         memcpy(dst, src, sizeof(float) * (size_t)n);
         return;
     }
+#ifdef HAVE_X86
+    if (isa_level() >= 2) {
+        copy_avx512(dst, src, n);
+        return;
+    }
+#endif
     for (int64_t i = 0; i < n; i++) dst[i] = src[i];
 }
 
-static void zero_floats(float *dst, int64_t n)
+/* dst[i] = src[i] + b for i < n. */
+#ifdef HAVE_X86
+__attribute__((target("avx512f")))
+static void copy_add_avx512(float *dst, const float *src, float b, int64_t n)
 {
-    if (n >= 32) {
-        memset(dst, 0, sizeof(float) * (size_t)n);
+    __m512 vb = _mm512_set1_ps(b);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, _mm512_add_ps(_mm512_loadu_ps(src + i), vb));
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(dst + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, src + i), vb));
+    }
+}
+#endif
+
+static void copy_add(float *dst, const float *src, float b, int64_t n)
+{
+#ifdef HAVE_X86
+    if (isa_level() >= 2) {
+        copy_add_avx512(dst, src, b, n);
         return;
     }
-    for (int64_t i = 0; i < n; i++) dst[i] = 0.0f;
+#endif
+    for (int64_t i = 0; i < n; i++) dst[i] = src[i] + b;
 }
 
-/* im2col of rows [r0, r1) and output positions [o0, o1) of one (image,
- * group) whose channels start at x: row r = (channel, kd, kh, kw); column
- * o - o0 of dst (row stride ld) = input under tap r for output position o;
- * padding reads as zero. */
-static void im2col_block(const conv_geom *g, const float *x, int64_t r0, int64_t r1, int64_t o0,
-                         int64_t o1, float *dst, int64_t ld)
+/* ------------------------------------------------------ padded input copy */
+
+/* Both the im2col and the direct paths first copy the input into a
+ * zero-padded layout, so their inner loops never test bounds.  Columns are
+ * also split by phase (column % stride): padded column o*s + k*d lives in
+ * phase (k*d) % s at index o + (k*d) / s, so a strided conv reads each tap's
+ * inputs contiguously.  The padded extent of each axis is exactly what the
+ * taps reach, (out-1)*stride + dilated kernel. */
+typedef struct padded {
+    int64_t pd[SP];             /* padded extent per axis */
+    int64_t wq;                 /* columns per phase */
+    int64_t phase_sz, chan_sz;  /* floats per phase and per channel */
+} padded;
+
+static void padded_init(const conv_geom *g, padded *p)
 {
-    const int64_t OH = g->out[1], OW = g->out[2], sw = g->str[2];
-    /* Output position o0 as (od, oh, ow), once: the walk below steps rows
-     * without dividing. */
-    const int64_t od0 = o0 / (OH * OW), oh0 = o0 / OW % OH, ow00 = o0 % OW;
-    for (int64_t r = r0; r < r1; r++) {
-        int64_t ch = r / g->k_sz, rem = r % g->k_sz;
-        int64_t kd = rem / (g->k[1] * g->k[2]), kh = rem / g->k[2] % g->k[1], kw = rem % g->k[2];
-        const float *xc = x + ch * g->in_sz;
-        float *d = dst + (r - r0) * ld;
-        int64_t offw = kw * g->dil[2] - g->pb[2], lo, hi;
-        valid_range(offw, sw, g->in[2], OW, &lo, &hi);
-        int64_t od = od0, oh = oh0, ow0 = ow00;
-        for (int64_t o = o0; o < o1;) {
-            int64_t ow1 = ow0 + (o1 - o) < OW ? ow0 + (o1 - o) : OW;
-            int64_t id = od * g->str[0] + kd * g->dil[0] - g->pb[0];
-            int64_t ih = oh * g->str[1] + kh * g->dil[1] - g->pb[1];
-            float *out = d - ow0;   /* out[ow] for ow in [ow0, ow1) */
-            if (id < 0 || id >= g->in[0] || ih < 0 || ih >= g->in[1]) {
-                zero_floats(out + ow0, ow1 - ow0);
+    for (int a = 0; a < SP; a++) p->pd[a] = (g->out[a] - 1) * g->str[a] + g->dil[a] * (g->k[a] - 1) + 1;
+    p->wq = (p->pd[2] + g->str[2] - 1) / g->str[2];
+    p->phase_sz = p->pd[0] * p->pd[1] * p->wq;
+    p->chan_sz = p->phase_sz * g->str[2];
+}
+
+/* Offset of tap (ci, kd, kh, kw) in a padded group from the start of the
+ * padded row that output row (od, oh) starts from. */
+static int64_t padded_tap(const conv_geom *g, const padded *p, int64_t ci, int64_t kd, int64_t kh,
+                          int64_t kw)
+{
+    int64_t cw = kw * g->dil[2];
+    return ci * p->chan_sz + (kd * g->dil[0] * p->pd[1] + kh * g->dil[1]) * p->wq +
+           (cw % g->str[2]) * p->phase_sz + cw / g->str[2];
+}
+
+/* padded_tap() of every tap of a group in (ci, kd, kh, kw) order, the
+ * order of im2col rows and of W's taps: a malloc'd table, NULL when out of
+ * memory. */
+static int64_t *tap_table(const conv_geom *g, const padded *p)
+{
+    int64_t *t = malloc(sizeof(int64_t) * (size_t)(g->cg * g->k_sz) + 1), r = 0;
+    if (!t) return NULL;
+    for (int64_t ci = 0; ci < g->cg; ci++)
+        for (int64_t kd = 0; kd < g->k[0]; kd++)
+            for (int64_t kh = 0; kh < g->k[1]; kh++)
+                for (int64_t kw = 0; kw < g->k[2]; kw++) t[r++] = padded_tap(g, p, ci, kd, kh, kw);
+    return t;
+}
+
+/* Offset of output row (od, oh)'s first padded row (tap 0). */
+static int64_t padded_row(const conv_geom *g, const padded *p, int64_t od, int64_t oh)
+{
+    return (od * g->str[0] * p->pd[1] + oh * g->str[1]) * p->wq;
+}
+
+/* Writes channel xc's padded, phase-split copy into dst (chan_sz floats). */
+static void padded_fill(const conv_geom *g, const padded *p, const float *xc, float *dst)
+{
+    int64_t sw = g->str[2], pb = g->pb[2], in_w = g->in[2];
+    memset(dst, 0, sizeof(float) * (size_t)p->chan_sz);
+    /* Input columns [w0, w1) land inside the padded row. */
+    int64_t w0 = pb < 0 ? -pb : 0, w1 = p->pd[2] - pb < in_w ? p->pd[2] - pb : in_w;
+    if (w1 <= w0) return;
+    for (int64_t d = 0; d < g->in[0]; d++) {
+        int64_t dp = d + g->pb[0];
+        if (dp < 0 || dp >= p->pd[0]) continue;
+        for (int64_t h = 0; h < g->in[1]; h++) {
+            int64_t hp = h + g->pb[1];
+            if (hp < 0 || hp >= p->pd[1]) continue;
+            const float *src = xc + (d * g->in[1] + h) * in_w;
+            float *row = dst + (dp * p->pd[1] + hp) * p->wq;
+            if (sw == 1) {
+                copy_floats(row + w0 + pb, src + w0, w1 - w0);
+            } else if (sw == 2 && w0 == 0) {
+                /* Even input columns go to phase pb & 1 from index pb / 2,
+                 * odd ones to the other phase from (pb + 1) / 2. */
+                float *ev = row + (pb & 1) * p->phase_sz + (pb >> 1);
+                float *od = row + (1 - (pb & 1)) * p->phase_sz + ((pb + 1) >> 1);
+                deinterleave2(src, ev, od, w1 / 2);
+                if (w1 & 1) ev[w1 / 2] = src[w1 - 1];
             } else {
-                const float *row = xc + (id * g->in[1] + ih) * g->in[2];
-                int64_t l = lo > ow0 ? lo : ow0, h = hi < ow1 ? hi : ow1;
-                if (h < l) h = l;
-                zero_floats(out + ow0, l - ow0);
-                if (sw == 1) {
-                    copy_floats(out + l, row + l + offw, h - l);
-                } else if (sw == 2) {
-                    take_even(row + 2 * l + offw, out + l, h - l);
-                } else {
-                    const float *src = row + l * sw + offw;
-                    for (int64_t ow = l; ow < h; ow++, src += sw) out[ow] = *src;
+                for (int64_t w = w0; w < w1; w++) {
+                    int64_t wp = w + pb;
+                    row[(wp % sw) * p->phase_sz + wp / sw] = src[w];
                 }
-                zero_floats(out + h, ow1 - h);
-            }
-            d += ow1 - ow0;
-            o += ow1 - ow0;
-            ow0 = 0;
-            if (++oh == OH) {
-                oh = 0;
-                od++;
             }
         }
     }
 }
 
-/* Rows [r0, r1) of the whole im2col matrix of one (image, group). */
+/* ---------------------------------------------------------- im2col + GEMM */
+
+typedef struct conv_job {
+    const conv_geom *g;
+    const float *x, *w, *bias;
+    float *y, *col;
+    padded pad;
+    float *xpad;                /* one image's padded channels */
+    int64_t *tap_off;           /* im2col row -> padded_tap() */
+    int64_t n;                  /* the image being worked on */
+    /* Chunked path: output positions per chunk, chunks per group, floats
+     * of col per thread. */
+    int64_t chunk, n_chunks;
+    size_t col_per_thread;
+    /* Folded path: images [n0, n0 + nb) side by side, ldf columns. */
+    int64_t n0, nb, ldf;
+    int pointwise;
+    float *tmp;
+} conv_job;
+
+/* im2col of rows [r0, r1) and output positions [o0, o1) of one group whose
+ * padded channels start at xp: row r = (channel, kd, kh, kw), whose offset
+ * padded_tap() is tap_off[r]; column o - o0 of dst (row stride ld) = input
+ * under tap r for output position o.  Every run along an output row is one
+ * contiguous copy. */
+static void im2col_padded(const conv_geom *g, const padded *p, const float *xp,
+                          const int64_t *tap_off, int64_t r0, int64_t r1, int64_t o0, int64_t o1,
+                          float *dst, int64_t ld)
+{
+    const int64_t OH = g->out[1], OW = g->out[2];
+    /* o0 as (od, oh, ow), once: the walk below steps rows without dividing. */
+    const int64_t od0 = o0 / (OH * OW), oh0 = o0 / OW % OH, ow00 = o0 % OW;
+    const int64_t dstep = g->str[0] * p->pd[1] * p->wq, hstep = g->str[1] * p->wq;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *tap = xp + tap_off[r];
+        float *d = dst + (r - r0) * ld;
+        int64_t od = od0, oh = oh0, ow0 = ow00;
+        const float *src = tap + od * dstep + oh * hstep;
+        for (int64_t o = o0; o < o1;) {
+            int64_t n = OW - ow0 < o1 - o ? OW - ow0 : o1 - o;
+            copy_floats(d, src + ow0, n);
+            d += n;
+            o += n;
+            ow0 = 0;
+            src += hstep;
+            if (++oh == OH) {
+                oh = 0;
+                od++;
+                src = tap + od * dstep;
+            }
+        }
+    }
+}
+
+/* Pads channels [c0, c1) of the current image. */
+static void pad_task(void *arg, int64_t c0, int64_t c1, int tid)
+{
+    const conv_job *j = arg;
+    const conv_geom *g = j->g;
+    for (int64_t ch = c0; ch < c1; ch++)
+        padded_fill(g, &j->pad, j->x + (j->n * g->c + ch) * g->in_sz, j->xpad + ch * j->pad.chan_sz);
+}
+
+/* Rows [r0, r1) of the whole im2col matrix of the current image's group
+ * whose padded channels start at xpad. */
 static void im2col_task(void *arg, int64_t r0, int64_t r1, int tid)
 {
     const conv_job *j = arg;
-    im2col_block(j->g, j->x, r0, r1, 0, j->g->out_sz, j->col + r0 * j->g->out_sz, j->g->out_sz);
+    im2col_padded(j->g, &j->pad, j->xpad, j->tap_off, r0, r1, 0, j->g->out_sz,
+                  j->col + r0 * j->g->out_sz, j->g->out_sz);
 }
 
-/* One chunk of output positions of one (image, group): its im2col block
- * goes to this thread's buffer, small enough to stay in L2 for the GEMM
- * that follows at once, then the GEMM writes the chunk's columns of Y. */
+/* One chunk of output positions of one group of the current image: its
+ * im2col block goes to this thread's buffer, small enough to stay in L2
+ * for the GEMM that follows at once, then the GEMM writes the chunk's
+ * columns of Y. */
 static void chunk_task(void *arg, int64_t t0, int64_t t1, int tid)
 {
     const conv_job *j = arg;
@@ -525,12 +619,12 @@ static void chunk_task(void *arg, int64_t t0, int64_t t1, int tid)
     int64_t rows = g->cg * g->k_sz;
     float *col = j->col + (size_t)tid * j->col_per_thread;
     for (int64_t t = t0; t < t1; t++) {
-        int64_t ng = t / j->n_chunks, ck = t % j->n_chunks;
-        int64_t n = ng / g->group, gr = ng % g->group;
+        int64_t gr = t / j->n_chunks, ck = t % j->n_chunks;
         int64_t o0 = ck * j->chunk, o1 = o0 + j->chunk < g->out_sz ? o0 + j->chunk : g->out_sz;
         int64_t w = o1 - o0;
-        im2col_block(g, j->x + (n * g->c + gr * g->cg) * g->in_sz, 0, rows, o0, o1, col, w);
-        float *yc = j->y + (n * g->m + gr * g->mg) * g->out_sz + o0;
+        im2col_padded(g, &j->pad, j->xpad + gr * g->cg * j->pad.chan_sz, j->tap_off, 0, rows, o0, o1,
+                      col, w);
+        float *yc = j->y + (j->n * g->m + gr * g->mg) * g->out_sz + o0;
         float beta = 0.0f;
         if (j->bias) {
             for (int64_t m = 0; m < g->mg; m++) fill_floats(yc + m * g->out_sz, j->bias[gr * g->mg + m], w);
@@ -656,65 +750,22 @@ static row_fn pick_row(void)
 /* Grouped convs with at most this many input channels per group go direct. */
 #define DIRECT_MAX_CG 8
 
-/* The direct path works on a zero-padded copy of the group's input
- * channels, so the inner loops never test bounds.  Columns are also split
- * by phase (column % stride) so that a strided conv reads each tap's inputs
- * contiguously: padded column o*s + k*d lives in phase (k*d) % s at index
- * o + (k*d) / s. */
 typedef struct direct_job {
     const conv_geom *g;
     const float *x, *w, *bias;
     float *y;
+    padded pad;
     int64_t mblk, nmb;          /* output channels per task; tasks per group */
-    int64_t pd[SP];             /* padded extent per axis (exactly what the taps reach) */
-    int64_t wq;                 /* columns per phase */
-    int64_t phase_sz, chan_sz;  /* floats per phase and per channel */
     float *buf;                 /* per thread: cg * chan_sz floats, then tmp_sz */
     size_t per_thread, tmp_sz;
     int flat;                   /* 1-D/2-D with unit row stride: see direct_flat */
-    int64_t tap_off[MAX_TAPS];  /* tap (ci, kd, kh, kw) -> offset from the row's base */
+    int64_t tap_off[MAX_TAPS];  /* tap (ci, kd, kh, kw) -> padded_tap() */
     row_fn row;
 } direct_job;
 
 /* Rows of output per call of the row kernel in flat mode: ~8 KB of output,
  * so the taps' overlapping input rows stay in L1. */
 #define FLAT_CHUNK 2048
-
-/* Writes channel xc's padded, phase-split copy into dst (chan_sz floats). */
-static void direct_fill(const direct_job *j, const float *xc, float *dst)
-{
-    const conv_geom *g = j->g;
-    int64_t sw = g->str[2], pb = g->pb[2], in_w = g->in[2];
-    memset(dst, 0, sizeof(float) * (size_t)j->chan_sz);
-    /* Input columns [w0, w1) land inside the padded row. */
-    int64_t w0 = pb < 0 ? -pb : 0, w1 = j->pd[2] - pb < in_w ? j->pd[2] - pb : in_w;
-    if (w1 <= w0) return;
-    for (int64_t d = 0; d < g->in[0]; d++) {
-        int64_t dp = d + g->pb[0];
-        if (dp < 0 || dp >= j->pd[0]) continue;
-        for (int64_t h = 0; h < g->in[1]; h++) {
-            int64_t hp = h + g->pb[1];
-            if (hp < 0 || hp >= j->pd[1]) continue;
-            const float *src = xc + (d * g->in[1] + h) * in_w;
-            float *row = dst + (dp * j->pd[1] + hp) * j->wq;
-            if (sw == 1) {
-                copy_floats(row + w0 + pb, src + w0, w1 - w0);
-            } else if (sw == 2 && w0 == 0) {
-                /* Even input columns go to phase pb & 1 from index pb / 2,
-                 * odd ones to the other phase from (pb + 1) / 2. */
-                float *ev = row + (pb & 1) * j->phase_sz + (pb >> 1);
-                float *od = row + (1 - (pb & 1)) * j->phase_sz + ((pb + 1) >> 1);
-                deinterleave2(src, ev, od, w1 / 2);
-                if (w1 & 1) ev[w1 / 2] = src[w1 - 1];
-            } else {
-                for (int64_t w = w0; w < w1; w++) {
-                    int64_t wp = w + pb;
-                    row[(wp % sw) * j->phase_sz + wp / sw] = src[w];
-                }
-            }
-        }
-    }
-}
 
 /* One output plane of a 1-D/2-D conv whose row stride is 1.  Output row
  * oh then reads padded row oh + kh*d for tap kh, so if the output is laid
@@ -729,20 +780,20 @@ static void direct_flat(const direct_job *j, const float *buf, float *tmp, const
     const conv_geom *g = j->g;
     int nt = (int)(g->cg * g->k_sz);
     for (int t = 0; t < nt; t++) taps[t] = buf + j->tap_off[t];
-    int64_t oh = g->out[1], ow = g->out[2], len = (oh - 1) * j->wq + ow;
+    int64_t oh = g->out[1], ow = g->out[2], wq = j->pad.wq, len = (oh - 1) * wq + ow;
     for (int64_t o = 0; o < len; o += FLAT_CHUNK) {
         const float *sh[MAX_TAPS];
         for (int t = 0; t < nt; t++) sh[t] = taps[t] + o;
         j->row(tmp + o, len - o < FLAT_CHUNK ? len - o : FLAT_CHUNK, sh, wm, nt, bias);
     }
-    for (int64_t r = 0; r < oh; r++) memcpy(ym + r * ow, tmp + r * j->wq, sizeof(float) * (size_t)ow);
+    for (int64_t r = 0; r < oh; r++) copy_floats(ym + r * ow, tmp + r * wq, ow);
 }
 
 static void direct_task(void *arg, int64_t t0, int64_t t1, int tid)
 {
     const direct_job *j = arg;
     const conv_geom *g = j->g;
-    float *buf = j->buf + (size_t)tid * j->per_thread, *tmp = buf + g->cg * j->chan_sz;
+    float *buf = j->buf + (size_t)tid * j->per_thread, *tmp = buf + g->cg * j->pad.chan_sz;
     const float *taps[MAX_TAPS];
     int nt = (int)(g->cg * g->k_sz);
     int64_t built = -1;   /* (image, group) whose channels are in buf */
@@ -751,7 +802,8 @@ static void direct_task(void *arg, int64_t t0, int64_t t1, int tid)
         int64_t n = ng / g->group, gr = ng % g->group;
         if (ng != built) {
             for (int64_t ci = 0; ci < g->cg; ci++)
-                direct_fill(j, j->x + (n * g->c + gr * g->cg + ci) * g->in_sz, buf + ci * j->chan_sz);
+                padded_fill(g, &j->pad, j->x + (n * g->c + gr * g->cg + ci) * g->in_sz,
+                            buf + ci * j->pad.chan_sz);
             built = ng;
         }
         int64_t m0 = gr * g->mg + mb * j->mblk;
@@ -766,8 +818,8 @@ static void direct_task(void *arg, int64_t t0, int64_t t1, int tid)
             }
             for (int64_t od = 0; od < g->out[0]; od++)
                 for (int64_t oh = 0; oh < g->out[1]; oh++) {
-                    const float *base = buf + (od * g->str[0] * j->pd[1] + oh * g->str[1]) * j->wq;
-                    for (int t = 0; t < nt; t++) taps[t] = base + j->tap_off[t];
+                    const float *base = buf + padded_row(g, &j->pad, od, oh);
+                    for (int i = 0; i < nt; i++) taps[i] = base + j->tap_off[i];
                     j->row(ym + (od * g->out[1] + oh) * g->out[2], g->out[2], taps, wm, nt, bias);
                 }
         }
@@ -781,10 +833,7 @@ static int conv_direct(op_ctx *c, const conv_geom *g, const float *x, const floa
                        const float *bias, float *y)
 {
     direct_job j = {.g = g, .x = x, .w = w, .bias = bias, .y = y, .row = pick_row()};
-    for (int a = 0; a < SP; a++) j.pd[a] = (g->out[a] - 1) * g->str[a] + g->dil[a] * (g->k[a] - 1) + 1;
-    j.wq = (j.pd[2] + g->str[2] - 1) / g->str[2];
-    j.phase_sz = j.pd[0] * j.pd[1] * j.wq;
-    j.chan_sz = j.phase_sz * g->str[2];
+    padded_init(g, &j.pad);
     /* Enough tasks to keep every thread busy even for one image with few
      * groups (a single-channel first layer is one group). */
     int nt = tp_nthreads(c->pool);
@@ -797,20 +846,91 @@ static int conv_direct(op_ctx *c, const conv_geom *g, const float *x, const floa
     for (int64_t ci = 0; ci < g->cg; ci++)
         for (int64_t kd = 0; kd < g->k[0]; kd++)
             for (int64_t kh = 0; kh < g->k[1]; kh++)
-                for (int64_t kw = 0; kw < g->k[2]; kw++) {
-                    int64_t cw = kw * g->dil[2];
-                    j.tap_off[t++] = ci * j.chan_sz + (kd * g->dil[0] * j.pd[1] + kh * g->dil[1]) * j.wq +
-                                     (cw % g->str[2]) * j.phase_sz + cw / g->str[2];
-                }
-    j.flat = g->out[0] == 1 && j.pd[0] == 1 && g->str[1] == 1;
-    j.tmp_sz = j.flat ? (size_t)(g->out[1] * j.wq) : 0;
-    j.per_thread = (size_t)(g->cg * j.chan_sz) + j.tmp_sz;
+                for (int64_t kw = 0; kw < g->k[2]; kw++) j.tap_off[t++] = padded_tap(g, &j.pad, ci, kd, kh, kw);
+    j.flat = g->out[0] == 1 && j.pad.pd[0] == 1 && g->str[1] == 1;
+    j.tmp_sz = j.flat ? (size_t)(g->out[1] * j.pad.wq) : 0;
+    j.per_thread = (size_t)(g->cg * j.pad.chan_sz) + j.tmp_sz;
     j.buf = malloc(sizeof(float) * j.per_thread * (size_t)nt + 1);
     if (!j.buf)
         return op_fail(c, QK_ENOMEM, "cannot allocate %zu bytes of padded input",
                        sizeof(float) * j.per_thread * (size_t)nt);
     tp_parallel_for(c->pool, ng * j.nmb, 1, direct_task, &j);
     free(j.buf);
+    return QK_OK;
+}
+
+/* Folded path, step 1: image n0 + t's im2col columns (or, pointwise, its
+ * input) go to columns [t * out_sz, (t+1) * out_sz) of col.  Each thread
+ * pads into its own slice of xpad. */
+static void fold_im2col_task(void *arg, int64_t t0, int64_t t1, int tid)
+{
+    const conv_job *j = arg;
+    const conv_geom *g = j->g;
+    float *xpad = j->xpad + (size_t)tid * (size_t)(g->c * j->pad.chan_sz);
+    for (int64_t t = t0; t < t1; t++) {
+        const float *x = j->x + (j->n0 + t) * g->c * g->in_sz;
+        float *col = j->col + t * g->out_sz;
+        if (j->pointwise) {
+            for (int64_t ch = 0; ch < g->c; ch++)
+                copy_floats(col + ch * j->ldf, x + ch * g->in_sz, g->out_sz);
+            continue;
+        }
+        for (int64_t ch = 0; ch < g->c; ch++)
+            padded_fill(g, &j->pad, x + ch * g->in_sz, xpad + ch * j->pad.chan_sz);
+        im2col_padded(g, &j->pad, xpad, j->tap_off, 0, g->c * g->k_sz, 0, g->out_sz, col, j->ldf);
+    }
+}
+
+/* Folded path, step 3: row m of image n0 + img of the product goes to Y,
+ * plus the bias, for t = img * m_count + m in [t0, t1). */
+static void fold_scatter_task(void *arg, int64_t t0, int64_t t1, int tid)
+{
+    const conv_job *j = arg;
+    const conv_geom *g = j->g;
+    for (int64_t t = t0; t < t1; t++) {
+        int64_t img = t / g->m, m = t % g->m;
+        const float *src = j->tmp + m * j->ldf + img * g->out_sz;
+        float *dst = j->y + ((j->n0 + img) * g->m + m) * g->out_sz;
+        float b = j->bias ? j->bias[m] : 0.0f;
+        if (b == 0.0f) copy_floats(dst, src, g->out_sz);
+        else copy_add(dst, src, b, g->out_sz);
+    }
+}
+
+/* Positions per image below which a batch is folded into one GEMM. */
+#define FOLD_MAX_POS 1024
+/* Floats of folded im2col per round: bounds the extra memory. */
+#define FOLD_MAX_FLOATS (4 << 20)
+
+/* Small feature maps at batch > 1 (group 1): the images' im2col matrices
+ * side by side make one GEMM with N = batch x positions instead of a GEMM
+ * per image whose few columns are mostly edge tiles.  The product lands in
+ * a scratch matrix, then is scattered into Y image by image. */
+static int conv_folded(op_ctx *c, conv_job *j, int pointwise)
+{
+    const conv_geom *g = j->g;
+    int nt = tp_nthreads(c->pool);
+    int64_t rows = g->c * g->k_sz;
+    int64_t nb = FOLD_MAX_FLOATS / (rows * g->out_sz);   /* >= 2, see conv_run */
+    if (nb > g->n) nb = g->n;
+    j->pointwise = pointwise;
+    size_t pad_floats = pointwise ? 0 : (size_t)(g->c * j->pad.chan_sz) * (size_t)nt;
+    size_t col_floats = (size_t)(rows * nb * g->out_sz), tmp_floats = (size_t)(g->m * nb * g->out_sz);
+    float *buf = malloc(sizeof(float) * (pad_floats + col_floats + tmp_floats) + 1);
+    if (!buf)
+        return op_fail(c, QK_ENOMEM, "cannot allocate %zu bytes of im2col buffers",
+                       sizeof(float) * (pad_floats + col_floats + tmp_floats));
+    j->xpad = buf;
+    j->col = buf + pad_floats;
+    j->tmp = j->col + col_floats;
+    for (j->n0 = 0; j->n0 < g->n; j->n0 += nb) {
+        j->nb = g->n - j->n0 < nb ? g->n - j->n0 : nb;
+        j->ldf = j->nb * g->out_sz;
+        tp_parallel_for(c->pool, j->nb, 1, fold_im2col_task, j);
+        sgemm(0, 0, g->m, j->ldf, rows, 1.0f, j->w, rows, j->col, j->ldf, 0.0f, j->tmp, j->ldf, c->pool);
+        tp_parallel_for(c->pool, j->nb * g->m, 4096 / (g->out_sz + 1) + 1, fold_scatter_task, j);
+    }
+    free(buf);
     return QK_OK;
 }
 
@@ -844,65 +964,86 @@ static int conv_run(op_ctx *c)
     if (g.cg * g.k_sz <= MAX_TAPS && (g.cg == 1 || (g.group > 1 && g.cg <= DIRECT_MAX_CG)))
         return conv_direct(c, &g, j.x, j.w, j.bias, j.y);
 
+    int64_t rows = g.cg * g.k_sz;   /* GEMM K */
+    if (rows == 0) {   /* no input channels: the bias alone */
+        tp_parallel_for(c->pool, g.n * g.m, 1, bias_task, &j);
+        return QK_OK;
+    }
     int pointwise = 1;
     for (int a = 0; a < SP; a++)
         if (g.k[a] != 1 || g.str[a] != 1 || g.pb[a] != 0 || g.pe[a] != 0) pointwise = 0;
-    int64_t rows = g.cg * g.k_sz;   /* GEMM K */
+    if (g.group == 1 && g.n > 1 && g.out_sz < FOLD_MAX_POS &&
+        2 * rows * g.out_sz <= FOLD_MAX_FLOATS) {
+        padded_init(&g, &j.pad);
+        if (!pointwise && !(j.tap_off = tap_table(&g, &j.pad)))
+            return op_fail(c, QK_ENOMEM, "out of memory");
+        rc = conv_folded(c, &j, pointwise);
+        free(j.tap_off);
+        return rc;
+    }
+    if (pointwise) {
+        /* The input is the GEMM's B as it stands. */
+        float beta = 0.0f;
+        if (j.bias) {
+            tp_parallel_for(c->pool, g.n * g.m, 1, bias_task, &j);
+            beta = 1.0f;
+        }
+        for (int64_t n = 0; n < g.n; n++)
+            for (int64_t gr = 0; gr < g.group; gr++)
+                sgemm(0, 0, g.mg, g.out_sz, rows, 1.0f, j.w + gr * g.mg * rows, rows,
+                      j.x + (n * g.c + gr * g.cg) * g.in_sz, g.out_sz, beta,
+                      j.y + (n * g.m + gr * g.mg) * g.out_sz, g.out_sz, c->pool);
+        return QK_OK;
+    }
 
-    if (!pointwise) {
-        /* Large im2col matrices are split into chunks of output positions
-         * whose block fits L2; each thread builds and multiplies its own
-         * chunks, in one parallel pass.  Chunk counts are rounded to a
-         * multiple of the threads and chunk widths to whole GEMM tiles. */
-        int64_t chunk = CHUNK_BYTES / (int64_t)sizeof(float) / (rows > 0 ? rows : 1);
-        if (chunk < CHUNK_MIN) chunk = CHUNK_MIN;
-        int64_t n_chunks = (g.out_sz + chunk - 1) / chunk;
-        if (n_chunks < 4 * (int64_t)nt) n_chunks = (n_chunks + nt - 1) / nt * nt;
-        chunk = ((g.out_sz + n_chunks - 1) / n_chunks + 31) / 32 * 32;
-        j.chunk = chunk;
-        j.n_chunks = (g.out_sz + chunk - 1) / chunk;
-        int64_t tasks = g.n * g.group * j.n_chunks;
-        if (rows * g.out_sz > 2 * CHUNK_BYTES / (int64_t)sizeof(float) && tasks >= nt) {
-            j.col_per_thread = (size_t)(rows * chunk);
-            j.col = malloc(sizeof(float) * j.col_per_thread * (size_t)nt + 1);
-            if (!j.col)
-                return op_fail(c, QK_ENOMEM, "cannot allocate %zu bytes of im2col buffer",
-                               sizeof(float) * j.col_per_thread * (size_t)nt);
-            tp_parallel_for(c->pool, tasks, 1, chunk_task, &j);
-            free(j.col);
-            return QK_OK;
+    /* Large im2col matrices are split into chunks of output positions whose
+     * block fits L2; each thread builds and multiplies its own chunks, in
+     * one parallel pass per image.  Chunk counts are rounded to a multiple
+     * of the threads and chunk widths to whole GEMM tiles.  Small matrices,
+     * or too few chunks to go around (deep layers: few positions, long K),
+     * are built whole, and sgemm threads the product. */
+    int64_t chunk = CHUNK_BYTES / (int64_t)sizeof(float) / (rows > 0 ? rows : 1);
+    if (chunk < CHUNK_MIN) chunk = CHUNK_MIN;
+    int64_t n_chunks = (g.out_sz + chunk - 1) / chunk;
+    if (n_chunks < 4 * (int64_t)nt) n_chunks = (n_chunks + nt - 1) / nt * nt;
+    j.chunk = ((g.out_sz + n_chunks - 1) / n_chunks + 31) / 32 * 32;
+    j.n_chunks = (g.out_sz + j.chunk - 1) / j.chunk;
+    int chunked = rows * g.out_sz > 2 * CHUNK_BYTES / (int64_t)sizeof(float) &&
+                  g.group * j.n_chunks >= nt;
+    padded_init(&g, &j.pad);
+    size_t pad_floats = (size_t)(g.c * j.pad.chan_sz);
+    j.col_per_thread = chunked ? (size_t)(rows * j.chunk) : (size_t)(rows * g.out_sz);
+    size_t col_floats = chunked ? j.col_per_thread * (size_t)nt : j.col_per_thread;
+    j.xpad = malloc(sizeof(float) * (pad_floats + col_floats) + 1);
+    j.tap_off = tap_table(&g, &j.pad);
+    if (!j.xpad || !j.tap_off) {
+        free(j.xpad);
+        free(j.tap_off);
+        return op_fail(c, QK_ENOMEM, "cannot allocate %zu bytes of im2col buffers",
+                       sizeof(float) * (pad_floats + col_floats) + sizeof(int64_t) * (size_t)rows);
+    }
+    j.col = j.xpad + pad_floats;
+    float *xpad = j.xpad;
+    if (j.bias && !chunked) tp_parallel_for(c->pool, g.n * g.m, 1, bias_task, &j);
+    for (int64_t n = 0; n < g.n; n++) {
+        j.n = n;
+        j.xpad = xpad;
+        /* ~64 KB of padded input per task keeps the pool's overhead small. */
+        tp_parallel_for(c->pool, g.c, 16384 / (j.pad.chan_sz + 1) + 1, pad_task, &j);
+        if (chunked) {
+            tp_parallel_for(c->pool, g.group * j.n_chunks, 1, chunk_task, &j);
+            continue;
         }
-        /* Small matrices, or too few chunks to go around (deep layers: few
-         * positions, long K): one full im2col, then GEMMs threaded inside. */
-        j.col = malloc(sizeof(float) * (size_t)(rows * g.out_sz) + 1);
-        if (!j.col)
-            return op_fail(c, QK_ENOMEM, "cannot allocate %lld bytes of im2col buffer",
-                           (long long)(sizeof(float) * (size_t)(rows * g.out_sz)));
-    }
-    /* The bias (or zero) goes in first so the GEMM accumulates onto it. */
-    float beta = 0.0f;
-    if (j.bias) {
-        tp_parallel_for(c->pool, g.n * g.m, 1, bias_task, &j);
-        beta = 1.0f;
-    }
-    for (int64_t n = 0; n < g.n; n++)
         for (int64_t gr = 0; gr < g.group; gr++) {
-            const float *xg = j.x + (n * g.c + gr * g.cg) * g.in_sz;
-            const float *bmat = xg;
-            if (!pointwise) {
-                conv_job jj = j;
-                jj.x = xg;
-                /* ~32 KB of output per chunk keeps the pool's overhead small. */
-                int64_t grain = 8192 / (g.out_sz + 1) + 1;
-                tp_parallel_for(nt > 1 ? c->pool : NULL, rows, grain, im2col_task, &jj);
-                bmat = j.col;
-            }
-            const float *wg = j.w + gr * g.mg * rows;
-            float *yg = j.y + (n * g.m + gr * g.mg) * g.out_sz;
-            sgemm(0, 0, g.mg, g.out_sz, rows, 1.0f, wg, rows, bmat, g.out_sz, beta, yg, g.out_sz,
-                  c->pool);
+            j.xpad = xpad + gr * g.cg * j.pad.chan_sz;
+            /* ~32 KB of output per task, likewise. */
+            tp_parallel_for(c->pool, rows, 8192 / (g.out_sz + 1) + 1, im2col_task, &j);
+            sgemm(0, 0, g.mg, g.out_sz, rows, 1.0f, j.w + gr * g.mg * rows, rows, j.col, g.out_sz,
+                  j.bias ? 1.0f : 0.0f, j.y + (n * g.m + gr * g.mg) * g.out_sz, g.out_sz, c->pool);
         }
-    free(j.col);
+    }
+    free(xpad);
+    free(j.tap_off);
     return QK_OK;
 }
 

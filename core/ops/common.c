@@ -39,3 +39,17 @@ int op_read_int_list(op_ctx *c, const xt *t, const char *what, int64_t *v, int m
     *n = (int)cnt;
     return QK_OK;
 }
+
+int op_attr_ints_exact(op_ctx *c, const char *name, int want, int64_t def, int64_t *v)
+{
+    const int64_t *a;
+    int n = node_attr_ints(c->node, name, &a);
+    if (n < 0) {
+        for (int i = 0; i < want; i++) v[i] = def;
+        return QK_OK;
+    }
+    if (n != want)
+        return op_fail(c, QK_EINVAL, "attribute '%s' has %d values, expected %d", name, n, want);
+    for (int i = 0; i < n; i++) v[i] = a[i];
+    return QK_OK;
+}

@@ -50,22 +50,6 @@ typedef struct conv_geom {
 
 enum { PAD_NOTSET, PAD_SAME_UPPER, PAD_SAME_LOWER, PAD_VALID };
 
-/* Reads an optional int list attribute of exactly `want` entries into v, or
- * fills v with `def` when absent. */
-static int read_ints(op_ctx *c, const char *name, int want, int64_t def, int64_t *v)
-{
-    const int64_t *a;
-    int n = node_attr_ints(c->node, name, &a);
-    if (n < 0) {
-        for (int i = 0; i < want; i++) v[i] = def;
-        return QK_OK;
-    }
-    if (n != want)
-        return op_fail(c, QK_EINVAL, "attribute '%s' has %d values, expected %d", name, n, want);
-    for (int i = 0; i < n; i++) v[i] = a[i];
-    return QK_OK;
-}
-
 static int read_auto_pad(op_ctx *c, int *mode)
 {
     const char *ap = node_attr_str(c->node, "auto_pad", "NOTSET");
@@ -101,10 +85,10 @@ static int geom_make(op_ctx *c, int transpose, conv_geom *g)
 
     int64_t ks[SP], str[SP], dil[SP], pads[2 * SP], opad[SP];
     int rc;
-    if ((rc = read_ints(c, "strides", r, 1, str)) || (rc = read_ints(c, "dilations", r, 1, dil)) ||
-        (rc = read_ints(c, "pads", 2 * r, 0, pads)))
+    if ((rc = op_attr_ints_exact(c, "strides", r, 1, str)) || (rc = op_attr_ints_exact(c, "dilations", r, 1, dil)) ||
+        (rc = op_attr_ints_exact(c, "pads", 2 * r, 0, pads)))
         return rc;
-    if (transpose && (rc = read_ints(c, "output_padding", r, 0, opad))) return rc;
+    if (transpose && (rc = op_attr_ints_exact(c, "output_padding", r, 0, opad))) return rc;
     const int64_t *ka;
     int nk = node_attr_ints(c->node, "kernel_shape", &ka);
     if (nk >= 0 && nk != r)

@@ -24,5 +24,8 @@ int axis_normalize(int64_t a, int rank);
  * into *n.  Returns QK_OK, QK_UNKNOWN when the values are not known yet, or
  * an error naming `what` (wrong type, too many values). */
 int op_read_int_list(op_ctx *c, const xt *t, const char *what, int64_t *v, int max, int *n);
+/* Reads an optional int-list attribute of exactly `want` entries into v, or
+ * fills v with `def` when absent (strides, dilations, pads of Conv and pools). */
+int op_attr_ints_exact(op_ctx *c, const char *name, int want, int64_t def, int64_t *v);
 
 #endif

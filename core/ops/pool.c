@@ -21,22 +21,6 @@ typedef struct {
     int64_t ker[3], str[3], dil[3], pb[3], pe[3];
 } pool_geom;
 
-/* Reads an optional int list attribute of exactly `want` entries into v,
- * or fills v with `def` when absent. */
-static int read_ints(op_ctx *c, const char *name, int want, int64_t def, int64_t *v)
-{
-    const int64_t *a;
-    int n = node_attr_ints(c->node, name, &a);
-    if (n < 0) {
-        for (int i = 0; i < want; i++) v[i] = def;
-        return QK_OK;
-    }
-    if (n != want)
-        return op_fail(c, QK_EINVAL, "attribute '%s' has %d values, expected %d", name, n, want);
-    for (int i = 0; i < n; i++) v[i] = a[i];
-    return QK_OK;
-}
-
 /* Output size of one axis; the ceil_mode rule drops a last window that would
  * start inside the end padding, as the spec (and ORT, PyTorch) do. */
 static int64_t out_size(int64_t in, int64_t dk, int64_t s, int64_t pb, int64_t pe, int ceil_mode)
@@ -65,9 +49,9 @@ static int pool_geom_make(op_ctx *c, const xt *x, pool_geom *g)
         return op_fail(c, QK_EINVAL, "kernel_shape has %d values for %d spatial dimensions", nk, k);
     for (int i = 0; i < k; i++) ker[i] = ks[i];
     int rc;
-    if ((rc = read_ints(c, "strides", k, 1, str)) ||
-        (rc = read_ints(c, "dilations", k, 1, dil)) ||
-        (rc = read_ints(c, "pads", 2 * k, 0, pads)))
+    if ((rc = op_attr_ints_exact(c, "strides", k, 1, str)) ||
+        (rc = op_attr_ints_exact(c, "dilations", k, 1, dil)) ||
+        (rc = op_attr_ints_exact(c, "pads", 2 * k, 0, pads)))
         return rc;
     int ceil_mode = (int)node_attr_int(c->node, "ceil_mode", 0);
     const char *ap = node_attr_str(c->node, "auto_pad", "NOTSET");

@@ -10,6 +10,7 @@ int cmd_eval(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_plugins(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
 
 /* Prints "quantkit: <msg>" on stderr and returns 1 (the CLI's exit status). */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

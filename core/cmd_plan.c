@@ -11,6 +11,7 @@
 #include "host.h"
 #include "onnx_io.h"
 #include "fusion_pass.h"
+#include "backend_vt.h"
 #include "plan.h"
 #include "registry.h"
 
@@ -71,7 +72,7 @@ int cmd_plan(int argc, char **argv)
         }
     }
     int fused = 0;
-    if (fusion_pass_run(reg, g, cfg, bv, &fused, &err) || plan_build(g, cfg, bv->quantized_ops, &plan, &err) ||
+    if (fusion_pass_run(reg, g, cfg, bv, &fused, &err) || plan_build(g, cfg, bv->quantized_ops, backend_shared_scale_ops(bv), &plan, &err) ||
         check_plugins(reg, plan, &err)) {
         cli_error("%s", err.msg);
         goto done;

@@ -228,12 +228,26 @@ static const char *g_unique_name(const qk_graph *g, const char *base, char *buf,
     return buf;
 }
 
+static int g_set_output(qk_graph *g, int n, int i, const char *name)
+{
+    return node_ok(g, n) ? ir_set_output(G(g), n, i, name) : QK_EINVAL;
+}
+
+static int g_mark_fused(qk_graph *g, int v)
+{
+    if (!value_ok(g, v)) return QK_EINVAL;
+    G(g)->values[v].fused = 1;
+    return QK_OK;
+}
+
+static int g_value_fused(const qk_graph *g, int v) { return value_ok(g, v) && CG(g)->values[v].fused; }
+
 static const qk_graph_api graph_api = {
     sizeof graph_api, g_node_count, g_node_dead, g_node_op, g_node_name, g_node_n_inputs, g_node_n_outputs,
     g_node_input, g_node_output, g_value_find, g_value_name, g_value_tensor, g_value_producer,
     g_value_n_consumers, g_value_is_output, g_value_is_constant, g_attr_int, g_attr_float, g_attr_ints,
     g_attr_str, g_set_attr_int, g_set_attr_float, g_set_attr_ints, g_set_attr_str, g_add_node, g_remove_node,
-    g_set_input, g_replace_uses, g_add_initializer, g_unique_name,
+    g_set_input, g_replace_uses, g_add_initializer, g_unique_name, g_set_output, g_mark_fused, g_value_fused,
 };
 
 /* ---- context -------------------------------------------------------------- */

@@ -213,6 +213,31 @@ void ir_set_input(ir_graph *g, int node, int i, int value)
     n->proto->input[i] = dup_or_empty(value >= 0 ? g->values[value].name : "");
 }
 
+int ir_set_output(ir_graph *g, int node, int i, const char *name)
+{
+    if (node < 0 || node >= g->n_nodes || i < 0 || i >= g->nodes[node].n_out || !name || !*name ||
+        ir_find_value(g, name) >= 0)
+        return QK_EINVAL;
+    int old = g->nodes[node].out[i];
+    int nv = ir_add_value(g, name);   /* may move g->values */
+    if (nv < 0) return nv;
+    char *dup = strdup(name);
+    if (!dup) return QK_ENOMEM;
+    ir_node *n = &g->nodes[node];
+    free(n->proto->output[i]);
+    n->proto->output[i] = dup;
+    n->out[i] = nv;
+    g->values[nv].producer = node;
+    if (old >= 0) {
+        xt *from = &g->values[old].t, *to = &g->values[nv].t;
+        to->dtype = from->dtype;
+        to->rank = from->rank;
+        memcpy(to->dims, from->dims, sizeof to->dims);
+        g->values[old].producer = -1;
+    }
+    return nv;
+}
+
 void ir_replace_uses(ir_graph *g, int from, int to)
 {
     for (int ni = 0; ni < g->n_nodes; ni++) {

@@ -30,6 +30,7 @@ typedef struct ir_value {
     unsigned is_folded : 1;   /* constant produced by constant folding */
     unsigned data_dirty : 1;  /* initializer data changed: re-encode on save */
     unsigned has_declared_type : 1; /* dtype/shape came from the model (input/value_info) */
+    unsigned fused : 1;       /* inside a fused group: no quantization point (plan.c) */
     void *owned;          /* buffer owned by the value (freed with the graph) */
     struct Onnx__TensorProto *proto; /* initializer as loaded, NULL otherwise */
     void *plugin_view;    /* the qk_tensor plugins see for this value (host.c), owned */
@@ -89,6 +90,10 @@ int ir_add_node(ir_graph *g, const char *op_type, const char *name,
 void ir_remove_node(ir_graph *g, int node);
 /* Replaces every use of value `from` by `to` (node inputs and graph outputs). */
 void ir_replace_uses(ir_graph *g, int from, int to);
+/* Points output slot i of node at a new value `name` (which must not exist),
+ * with the old value's type and shape; the old value loses its producer but
+ * keeps its name and readers.  Returns the new value index or a status. */
+int ir_set_output(ir_graph *g, int node, int i, const char *name);
 /* Sets a node's i-th input to a value index. */
 void ir_set_input(ir_graph *g, int node, int i, int value);
 /* Drops dead nodes, sorts topologically, recounts consumers.  Fails on a cycle. */

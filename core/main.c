@@ -11,7 +11,8 @@ static const char usage[] =
     "  run      MODEL.onnx --input DATA [--input ...] --output OUT.npy [--batch N] [--threads T]\n"
     "  eval     MODEL.onnx --data X.npy [--labels Y.npy] [--reference FLOAT.onnx] [--batch N] [--threads T]\n"
     "  bench    MODEL.onnx --data X.npy --batch N [--threads T] [--iters K]\n"
-    "  quantize MODEL.onnx -c CONFIG.yaml --calib DATA -o OUT.onnx   (not implemented yet)\n"
+    "  quantize MODEL.onnx -c CONFIG.yaml --calib DATA [--calib ...] -o OUT.onnx\n"
+    "           [--record REC.yaml] [--from-record REC.yaml] [--report REPORT.json] [--html REPORT.html]\n"
     "  plan     MODEL.onnx -c CONFIG.yaml [--json]   (which observer/quantizer/bits apply where, and why)\n"
     "  plugins  [--json] [--plugin-path DIR ...]   (every plugin found: kind, name, version, file)\n"
     "DATA: FILE.npy (first axis = samples), NAME=FILE.npy, or a folder of ONNX TensorProto .pb files\n";
@@ -47,8 +48,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "plugins")) return cmd_plugins(argc - 1, argv + 1);
     if (!strcmp(cmd, "plan")) return cmd_plan(argc - 1, argv + 1);
-    if (!strcmp(cmd, "quantize"))
-        return cli_error("'%s' is not implemented yet in this build", cmd);
+    if (!strcmp(cmd, "quantize")) return cmd_quantize(argc - 1, argv + 1);
     cli_error("unknown command '%s' (see quantkit --help)", cmd);
     return 2;
 }

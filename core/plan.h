@@ -21,6 +21,7 @@ typedef struct plan_entry {
     plan_role role;
     int axis;                     /* channel axis when per_channel, else -1 */
     const qk_resolved_tensor *rule; /* borrowed from the plan (activation or weight half) */
+    int group;                    /* entry whose observer and qparams this one shares (itself if none) */
 } plan_entry;
 
 typedef struct quant_plan {
@@ -33,8 +34,17 @@ typedef struct quant_plan {
 
 /* Plans g under config c for a backend quantizing the NULL-terminated op
  * types `ops`.  A value is planned once: by the first node (in graph order)
- * that reads or writes it.  Returns a status; *out owned by the caller. */
-int plan_build(const ir_graph *g, const qk_config *c, const char *const *ops, quant_plan **out, qk_err *err);
+ * that reads or writes it.  A value marked fused carries no quantization
+ * point: the group it belongs to is quantized at its last output instead.
+ * Nodes of `shared_ops` (may be NULL) whose input is already quantized get
+ * their outputs quantized with the same parameters (one group).  Returns a
+ * status; *out owned by the caller. */
+int plan_build(const ir_graph *g, const qk_config *c, const char *const *ops, const char *const *shared_ops,
+               quant_plan **out, qk_err *err);
+/* The entry planned for value v, or -1. */
+int plan_find(const quant_plan *p, int value);
+/* The entry holding the observer and qparams of entry i's group. */
+int plan_group(const quant_plan *p, int i);
 void plan_free(quant_plan *p);   /* NULL is a no-op */
 
 /* Writes the plan as a table (json = false) or a JSON document. */

@@ -108,7 +108,7 @@ START_TEST(test_plan_follows_precedence_and_skips)
     ck_assert_msg(config_parse_string(yaml, "test.yaml", &cfg, &err) == QK_OK, "%s", err.msg);
     static const char *const ops[] = {"Conv", "Gemm", NULL};
     quant_plan *p;
-    ck_assert(plan_build(g, cfg, ops, &p, &err) == QK_OK);
+    ck_assert(plan_build(g, cfg, ops, NULL, &p, &err) == QK_OK);
     ck_assert_int_eq(p->n_skipped, 1);
     int seen_fc = 0, seen_conv_w = 0;
     for (int i = 0; i < p->n; i++) {

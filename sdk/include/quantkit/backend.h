@@ -23,7 +23,14 @@ typedef struct qk_plan_api {
     const qk_qparams *(*qparams)(const qk_plan *p, int i);
     /* Integer codes of a weight entry (numel values, borrowed), else NULL. */
     const int32_t *(*codes)(const qk_plan *p, int i);
+    /* QK_PLAN_ACTIVATION, QK_PLAN_WEIGHT or QK_PLAN_BIAS (int32 codes,
+     * scale = input scale * weight scale, zero point 0). */
+    int (*role)(const qk_plan *p, int i);
+    /* Bit width the entry was quantized to (32 for a bias). */
+    int (*bits)(const qk_plan *p, int i);
 } qk_plan_api;
+
+enum { QK_PLAN_ACTIVATION = 0, QK_PLAN_WEIGHT = 1, QK_PLAN_BIAS = 2 };
 
 typedef struct qk_backend_vtable {
     size_t size;
@@ -35,6 +42,11 @@ typedef struct qk_backend_vtable {
     int (*check_options)(const qk_host *host, const qk_params *options);
     /* Rewrites the (fused, float) graph into the deploy model. */
     int (*emit)(const qk_host *host, qk_graph *g, const qk_plan *plan, const qk_params *options);
+    /* ---- ABI 1.1 ---- */
+    /* NULL-terminated op types that move values without changing them
+     * (MaxPool, Reshape, Concat, ...): their quantized inputs and outputs
+     * share one scale and zero point, as integer runtimes require. */
+    const char *const *shared_scale_ops;
 } qk_backend_vtable;
 
 #endif

@@ -68,6 +68,20 @@ typedef struct qk_graph_api {
     /* A value name not yet used, derived from base.  Written into buf
      * (truncated to len); returns buf. */
     const char *(*unique_name)(const qk_graph *g, const char *base, char *buf, size_t len);
+
+    /* ---- ABI 1.1 ---- */
+    /* Points output slot i of node at a new value named `name` (which must
+     * not exist yet; same type and shape as before).  The old value keeps
+     * its name, readers and graph-output status but has no producer until a
+     * node added later writes it: that is how a backend slips a
+     * QuantizeLinear/DequantizeLinear pair between a producer and its
+     * readers without renaming a graph output.  Returns the new value id. */
+    int (*set_output)(qk_graph *g, int node, int i, const char *name);
+    /* Marks a value as internal to a fused group (a Conv output read only by
+     * its Relu, say): the plan places no quantization point on it, so the
+     * group's last output carries the one the target hardware expects. */
+    int (*mark_fused)(qk_graph *g, int value);
+    int (*value_fused)(const qk_graph *g, int value);
 } qk_graph_api;
 
 #endif

@@ -1,0 +1,3 @@
+/* calibrate: being written. */
+#include "calibrate.h"
+typedef int qk_placeholder_calibrate;

@@ -1,0 +1,1 @@
+/* calibrate: being written (issue 5). */

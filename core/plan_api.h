@@ -1,0 +1,1 @@
+/* plan_api: being written (issue 5). */

@@ -1,0 +1,1 @@
+/* ptq: being written (issue 5). */

@@ -1,0 +1,3 @@
+/* placeholder */
+#include "qparams.h"
+typedef int qk_placeholder_qparams;

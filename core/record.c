@@ -1,0 +1,3 @@
+/* record: being written. */
+#include "record.h"
+typedef int qk_placeholder_record;

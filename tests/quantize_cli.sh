@@ -1,0 +1,2 @@
+#!/bin/sh
+echo "quantize_cli: not written yet"; exit 1

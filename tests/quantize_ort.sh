@@ -1,0 +1,2 @@
+#!/bin/sh
+echo "quantize_ort: not written yet"; exit 1

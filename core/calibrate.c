@@ -1,3 +1,282 @@
-/* calibrate: being written. */
+/* This file implements the calibration driver (see calibrate.h). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
 #include "calibrate.h"
-typedef int qk_placeholder_calibrate;
+#include "host.h"
+
+typedef struct calib_slot {
+    int entry;                      /* the group's plan entry */
+    const qk_observer_vtable *vt;
+    void *state;
+    host_ctx hc;
+    char who[192];
+} calib_slot;
+
+struct calibrator {
+    ir_graph *g;
+    const quant_plan *plan;
+    int n_slots;
+    calib_slot *slots;
+    int *slot_of_value;             /* value -> slot, -1 when not observed */
+    qk_err err;                     /* where observers report */
+    int64_t images;
+    int batches;
+    double seconds;
+};
+
+qk_quant_spec calib_spec_of(const plan_entry *e)
+{
+    const qk_resolved_tensor *r = e->rule;
+    int weight = e->role != PLAN_ACTIVATION;
+    return (qk_quant_spec){
+        .size = sizeof(qk_quant_spec),
+        .bits = e->role == PLAN_BIAS ? 32 : r->bits,
+        .symmetric = r->symmetric || e->role == PLAN_BIAS,
+        /* Weights are signed (int8, int4); activations signed only when
+         * symmetric, else uint8 as ONNX Runtime and most NPUs expect. */
+        .is_signed = weight || r->symmetric,
+        .narrow_range = weight && r->symmetric,
+        .per_channel = e->axis >= 0,
+        .axis = e->axis >= 0 ? e->axis : 0,
+        .is_weight = weight,
+    };
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Loads the observer named by e's rule and creates its state. */
+static int make_observer(registry *reg, const ir_graph *g, const plan_entry *e, calib_slot *s, qk_err *err)
+{
+    const qk_plugin_descriptor *d;
+    int rc = registry_get(reg, QK_PLUGIN_OBSERVER, e->rule->observer, &d, err);
+    if (rc) return rc;
+    s->vt = d->vtable;
+    snprintf(s->who, sizeof s->who, "observer '%s' on tensor '%s'", d->name, g->values[e->value].name);
+    host_ctx_init(&s->hc, s->who, (ir_graph *)g, err);
+    qk_params *args = host_params_new(e->rule->observer_args, err);
+    if (!args) return qk_fail(err, QK_ENOMEM, "out of memory");
+    qk_quant_spec spec = calib_spec_of(e);
+    err->code = 0;
+    rc = s->vt->create(&s->hc.host, args, &spec, &s->state);
+    host_params_free(args);
+    if (rc && !err->code) qk_fail(err, rc, "%s: could not be created", s->who);
+    return rc;
+}
+
+int calib_new(registry *reg, ir_graph *g, const quant_plan *p, calibrator **out, qk_err *err)
+{
+    *out = NULL;
+    calibrator *c = calloc(1, sizeof *c);
+    if (!c) return qk_fail(err, QK_ENOMEM, "out of memory");
+    c->g = g;
+    c->plan = p;
+    c->slots = calloc((size_t)p->n + 1, sizeof *c->slots);
+    c->slot_of_value = malloc(((size_t)g->n_values + 1) * sizeof *c->slot_of_value);
+    if (!c->slots || !c->slot_of_value) {
+        calib_free(c);
+        return qk_fail(err, QK_ENOMEM, "out of memory");
+    }
+    for (int v = 0; v < g->n_values; v++) c->slot_of_value[v] = -1;
+    int *slot_of_group = malloc(((size_t)p->n + 1) * sizeof *slot_of_group);
+    if (!slot_of_group) {
+        calib_free(c);
+        return qk_fail(err, QK_ENOMEM, "out of memory");
+    }
+    int rc = QK_OK;
+    for (int i = 0; i < p->n && rc == QK_OK; i++) slot_of_group[i] = -1;
+    for (int i = 0; i < p->n && rc == QK_OK; i++) {
+        const plan_entry *e = &p->entries[i];
+        if (e->role != PLAN_ACTIVATION) continue;
+        int gi = plan_group(p, i);
+        if (slot_of_group[gi] < 0) {
+            calib_slot *s = &c->slots[c->n_slots];
+            s->entry = gi;
+            rc = make_observer(reg, g, &p->entries[gi], s, &c->err);
+            if (rc) {
+                *err = c->err;
+                break;
+            }
+            /* The context must report into the calibrator from now on. */
+            s->hc.err = &c->err;
+            slot_of_group[gi] = c->n_slots++;
+        }
+        c->slot_of_value[e->value] = slot_of_group[gi];
+    }
+    free(slot_of_group);
+    if (rc) {
+        calib_free(c);
+        return rc;
+    }
+    *out = c;
+    return QK_OK;
+}
+
+void calib_free(calibrator *c)
+{
+    if (!c) return;
+    for (int i = 0; i < c->n_slots; i++)
+        if (c->slots[i].vt) c->slots[i].vt->destroy(c->slots[i].state);
+    free(c->slots);
+    free(c->slot_of_value);
+    free(c);
+}
+
+static int observe_value(void *arg, int value, const xt *t)
+{
+    calibrator *c = arg;
+    int s = c->slot_of_value[value];
+    if (s < 0) return QK_OK;
+    calib_slot *slot = &c->slots[s];
+    struct qk_tensor view = host_tensor_view(t, c->g->values[value].name);
+    c->err.code = 0;
+    int rc = slot->vt->observe(slot->state, &view);
+    if (rc && !c->err.code) qk_fail(&c->err, rc, "%s: observe failed (status %d)", slot->who, rc);
+    return rc;
+}
+
+/* Calibration data with NaN or infinities would silently poison every
+ * range downstream; refuse it with the place it was found. */
+static int check_finite(const xt *t, const char *input, int64_t first_sample, qk_err *err)
+{
+    if (t->dtype != DT_FLOAT) return QK_OK;
+    int64_t n = xt_numel(t), per = t->rank >= 1 && t->dims[0] ? n / t->dims[0] : n;
+    const float *x = t->data;
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return qk_fail(err, QK_EINVAL, "calibration data for input '%s': sample %lld holds %s", input,
+                           (long long)(first_sample + (per ? i / per : 0)), isnan(x[i]) ? "NaN" : "an infinity");
+    return QK_OK;
+}
+
+static void progress(int done, int total, int64_t images, double secs)
+{
+    int width = 30, fill = total ? done * width / total : width;
+    fprintf(stderr, "\rcalibrating [%.*s%*s] %d/%d batches, %.1f images/s", fill,
+            "##############################", width - fill, "", done, total, secs > 0 ? images / secs : 0.0);
+    if (done == total) fputc('\n', stderr);
+    fflush(stderr);
+}
+
+int calib_run(calibrator *c, executor *e, const data_set *ds, int64_t batch, int64_t batch_num, qk_err *err)
+{
+    int64_t total = data_set_samples(ds);
+    if (batch_num > 0 && batch_num * batch < total) total = batch_num * batch;
+    if (total <= 0) return qk_fail(err, QK_EINVAL, "calibration data holds no samples");
+    int n_batches = (int)((total + batch - 1) / batch);
+    xt *in = calloc((size_t)ds->n + 1, sizeof *in);
+    xt *outs = calloc((size_t)c->g->n_outputs + 1, sizeof *outs);
+    if (!in || !outs) {
+        free(in);
+        free(outs);
+        return qk_fail(err, QK_ENOMEM, "out of memory");
+    }
+    int tty = isatty(2), rc = QK_OK;
+    double t0 = now_s();
+    exec_set_observer(e, observe_value, c);
+    for (int64_t s = 0; s < total && rc == QK_OK; s += batch) {
+        int64_t cnt = total - s < batch ? total - s : batch;
+        for (int i = 0; i < ds->n && rc == QK_OK; i++) {
+            in[i] = data_set_slice(ds, i, s, cnt);
+            rc = check_finite(&in[i], ds->names[i], s, err);
+            int v = c->g->inputs[i];
+            if (rc == QK_OK && c->slot_of_value[v] >= 0 && (rc = observe_value(c, v, &in[i]))) *err = c->err;
+        }
+        if (rc) break;
+        c->err.code = 0;
+        rc = exec_run(e, in, outs, err);
+        if (rc && c->err.code) *err = c->err;   /* an observer stopped the run */
+        for (int j = 0; j < c->g->n_outputs && rc == QK_OK; j++) free(outs[j].data);
+        if (rc) break;
+        c->images += cnt;
+        c->batches++;
+        if (tty) progress(c->batches, n_batches, c->images, now_s() - t0);
+    }
+    exec_set_observer(e, NULL, NULL);
+    c->seconds += now_s() - t0;
+    free(in);
+    free(outs);
+    return rc;
+}
+
+/* Asks an observer for its range (channels taken from the observed tensor's
+ * shape by the caller). */
+static int ask_range(const calib_slot *s, const qk_quant_spec *spec, int64_t channels, float **lo, float **hi,
+                     qk_err *own, qk_err *err)
+{
+    *lo = malloc((size_t)channels * sizeof **lo);
+    *hi = malloc((size_t)channels * sizeof **hi);
+    if (!*lo || !*hi) {
+        free(*lo);
+        free(*hi);
+        *lo = *hi = NULL;
+        return qk_fail(err, QK_ENOMEM, "out of memory");
+    }
+    own->code = 0;
+    int rc = s->vt->range(s->state, channels, *lo, *hi);
+    if (rc) {
+        if (own->code) *err = *own;
+        else qk_fail(err, rc, "%s: no range (status %d)", s->who, rc);
+        free(*lo);
+        free(*hi);
+        *lo = *hi = NULL;
+    }
+    return rc;
+}
+
+int calib_range(calibrator *c, int entry, int64_t *channels, float **lo, float **hi, qk_err *err)
+{
+    int gi = plan_group(c->plan, entry);
+    for (int i = 0; i < c->n_slots; i++) {
+        if (c->slots[i].entry != gi) continue;
+        qk_quant_spec spec = calib_spec_of(&c->plan->entries[gi]);
+        *channels = 1;
+        return ask_range(&c->slots[i], &spec, 1, lo, hi, &c->err, err);
+    }
+    return qk_fail(err, QK_EINVAL, "tensor '%s' was not observed", c->g->values[c->plan->entries[entry].value].name);
+}
+
+int64_t calib_images(const calibrator *c) { return c->images; }
+int calib_batches(const calibrator *c) { return c->batches; }
+double calib_seconds(const calibrator *c) { return c->seconds; }
+
+int observe_once(registry *reg, const ir_graph *g, const plan_entry *e, const xt *t, const char *name,
+                 int64_t *channels, float **lo, float **hi, qk_err *err)
+{
+    calib_slot s = {0};
+    qk_err own = {0};
+    int rc = make_observer(reg, g, e, &s, &own);
+    if (rc) {
+        *err = own;
+        return rc;
+    }
+    qk_quant_spec spec = calib_spec_of(e);
+    *channels = 1;
+    if (spec.per_channel) {
+        if (spec.axis >= t->rank) {
+            s.vt->destroy(s.state);
+            return qk_fail(err, QK_EINVAL, "tensor '%s': channel axis %d out of range for rank %d", name, spec.axis,
+                           t->rank);
+        }
+        *channels = t->dims[spec.axis];
+    }
+    struct qk_tensor view = host_tensor_view(t, name);
+    own.code = 0;
+    rc = s.vt->observe(s.state, &view);
+    if (rc) {
+        if (own.code) *err = own;
+        else qk_fail(err, rc, "%s: observe failed (status %d)", s.who, rc);
+    } else {
+        rc = ask_range(&s, &spec, *channels, lo, hi, &own, err);
+    }
+    s.vt->destroy(s.state);
+    return rc;
+}

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include "cli.h"
 #include "onnx_io.h"
@@ -76,8 +77,14 @@ int cmd_bench(int argc, char **argv)
     }
     qsort(times, (size_t)iters, sizeof *times, cmp_double);
     double median = iters % 2 ? times[iters / 2] : 0.5 * (times[iters / 2 - 1] + times[iters / 2]);
-    printf("{\"images_per_s\":%.3f,\"median_s\":%.6f,\"batch\":%lld,\"threads\":%d,\"iters\":%lld}\n",
-           (double)batch / median, median, (long long)batch, threads > 0 ? (int)threads : 0, (long long)iters);
+    /* Peak resident set of the whole run (model, weights, buffers), to set
+     * beside ONNX Runtime's in bench/run.sh.  Linux reports kilobytes. */
+    struct rusage ru;
+    long rss_kb = getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : -1;
+    printf("{\"images_per_s\":%.3f,\"median_s\":%.6f,\"batch\":%lld,\"threads\":%d,\"iters\":%lld,"
+           "\"max_rss_kb\":%ld}\n",
+           (double)batch / median, median, (long long)batch, threads > 0 ? (int)threads : 0, (long long)iters,
+           rss_kb);
     status = 0;
 done:
     free(in);

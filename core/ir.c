@@ -213,6 +213,23 @@ void ir_set_input(ir_graph *g, int node, int i, int value)
     n->proto->input[i] = dup_or_empty(value >= 0 ? g->values[value].name : "");
 }
 
+int ir_drop_unused_initializers(ir_graph *g)
+{
+    const Onnx__GraphProto *gp = g->model->graph;
+    int dropped = 0;
+    for (int v = 0; v < g->n_values; v++) {
+        ir_value *val = &g->values[v];
+        if (!val->is_initializer || val->n_consumers || val->is_output) continue;
+        int listed = 0;
+        for (size_t i = 0; gp && i < gp->n_input && !listed; i++)
+            listed = gp->input[i]->name && !strcmp(gp->input[i]->name, val->name);
+        if (listed) continue;
+        val->is_initializer = 0;
+        dropped++;
+    }
+    return dropped;
+}
+
 int ir_set_output(ir_graph *g, int node, int i, const char *name)
 {
     if (node < 0 || node >= g->n_nodes || i < 0 || i >= g->nodes[node].n_out || !name || !*name ||

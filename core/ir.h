@@ -99,6 +99,13 @@ void ir_set_input(ir_graph *g, int node, int i, int value);
 /* Drops dead nodes, sorts topologically, recounts consumers.  Fails on a cycle. */
 int ir_compact(ir_graph *g, qk_err *err);
 
+/* After ir_compact: initializers no node reads any more (a folded
+ * BatchNormalization's parameters, a weight replaced by its quantized
+ * codes) are not saved.  Initializers also listed as graph inputs (old
+ * models) stay, since dropping them would create a required input.
+ * Returns how many were dropped. */
+int ir_drop_unused_initializers(ir_graph *g);
+
 /* Adds/overwrites an int/float/ints/string attribute of a node. */
 int ir_node_set_attr_int(ir_node *n, const char *name, int64_t v);
 int ir_node_set_attr_float(ir_node *n, const char *name, float v);

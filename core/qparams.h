@@ -34,10 +34,11 @@ static inline float qk_dequantize_one(int32_t q, float scale, int32_t zp) { retu
 /* Signal and noise energy, summed over batches. */
 typedef struct sqnr_acc {
     double signal, noise;
+    int64_t count;
 } sqnr_acc;
 void sqnr_add(sqnr_acc *a, const float *ref, const float *test, int64_t n);
 /* 10*log10(signal/noise) dB; +INFINITY when there is no noise, NAN when
- * nothing was added. */
+ * nothing was added, -INFINITY for noise on a zero signal. */
 double sqnr_db(const sqnr_acc *a);
 
 #endif

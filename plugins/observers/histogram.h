@@ -1,1 +1,346 @@
-/* placeholder */
+/* This file implements the streaming histogram that the percentile, kl and
+ * mse observers share: a fixed number of bins over a range that grows as
+ * batches with wider values arrive, one histogram per channel, merged
+ * exactly across shards.  Header-only (static inline functions) so that every
+ * observer stays one self-contained shared object.
+ *
+ * Why the grid looks like this: a histogram's bins all have width w = 2^e
+ * and start at a multiple of w, i.e. bin j covers [(first+j)*w,
+ * (first+j+1)*w).  Two such grids always nest -- every bin of the finer one
+ * lies inside exactly one bin of the coarser one -- so widening the range
+ * (doubling w until the values fit) and merging histograms of different
+ * ranges only ever add whole bins together.  No count is split between bins
+ * by guesswork, no sample is kept, and merging two halves of a calibration
+ * set gives the histogram of the whole set: which bin a value lands in
+ * depends only on the final width.  The price is resolution: the observed
+ * values span between half and all of the bins.
+ *
+ * The range always contains 0, because the host widens every range to
+ * include 0 before quantizing; a histogram of |x| therefore starts exactly
+ * at 0, which is what the threshold searches of kl and mse expect.
+ *
+ * NaN and infinities are skipped, as in minmax. */
+#ifndef QK_OBSERVERS_HISTOGRAM_H
+#define QK_OBSERVERS_HISTOGRAM_H
+#include <math.h>
+#include <string.h>
+#include <quantkit/quantkit.h>
+
+/* The largest `bins` an observer accepts: 16 Mi doubles per channel is
+ * already 128 MiB; more is a typo, not a wish. */
+#define HISTOGRAM_MAX_BINS (1 << 24)
+
+typedef struct histogram {
+    double width;       /* 2^e; 0 until the first finite value */
+    double first;       /* grid index of bin 0 (an integer, may be negative) */
+    double *count;      /* `bins` entries; counts are whole numbers */
+    double total;       /* sum of count */
+    double lo, hi;      /* extremes of the histogrammed values (|x| when absolute) */
+    float min, max;     /* extremes of the raw values x */
+                        /* (all four are meaningful once total > 0) */
+} histogram;
+
+/* One histogram per channel of a tensor (one in all for per-tensor). */
+typedef struct histogram_set {
+    const qk_host *host;
+    int per_channel;
+    int axis;           /* as given in the spec; may be negative (from the end) */
+    int absolute;       /* histogram |x| instead of x (symmetric observers) */
+    int64_t bins;
+    int64_t channels;   /* 0 until the first batch fixes it */
+    int64_t batches;    /* batches that held at least one value */
+    histogram *h;       /* `channels` entries */
+} histogram_set;
+
+/* Lower edge of bin j in value units. */
+static inline double histogram_edge(const histogram *h, int64_t j) { return (h->first + (double)j) * h->width; }
+
+/* The smallest power-of-two width, at least `min_width`, whose aligned grid
+ * of `bins` bins holds [lo, hi] (lo <= 0 <= hi), and that grid's first index. */
+static inline void histogram_grid_for(double lo, double hi, double min_width, int64_t bins, double *width, double *first)
+{
+    double w = min_width;
+    if (hi > lo) {
+        /* A power of two just below (hi - lo) / bins: at most a few doublings
+         * from here fit, because alignment wastes less than one bin. */
+        double guess = ldexp(1.0, ilogb((hi - lo) / (double)bins));
+        if (guess > w)
+            w = guess;
+    }
+    if (!(w > 0))
+        w = ldexp(1.0, -126);   /* only zeros so far: any width holds them */
+    while (floor(hi / w) - floor(lo / w) > (double)(bins - 1))
+        w *= 2;
+    *width = w;
+    *first = floor(lo / w);
+}
+
+/* Index in a grid (width, first) of the bin holding grid index `g` of a grid
+ * of width `from_width`: exact because widths are powers of two apart. */
+static inline int64_t histogram_rebin_index(double g, double from_width, double width, double first)
+{
+    return (int64_t)(floor(g * (from_width / width)) - first);
+}
+
+/* Moves h onto a (wider or equal) grid.  Allocates the new count array first
+ * so that on failure h is unchanged.  Returns QK_OK or QK_ENOMEM. */
+static inline int histogram_regrid(const qk_host *host, histogram *h, int64_t bins, double width, double first)
+{
+    if (width == h->width && first == h->first)
+        return QK_OK;
+    if (!(h->total > 0)) {   /* nothing to move: the counts are all zero */
+        h->width = width;
+        h->first = first;
+        return QK_OK;
+    }
+    double *moved = host->mem->calloc((size_t)bins, sizeof *moved);
+    if (!moved)
+        return QK_ENOMEM;
+    for (int64_t j = 0; j < bins; j++)
+        if (h->count[j] > 0)
+            moved[histogram_rebin_index(h->first + (double)j, h->width, width, first)] += h->count[j];
+    host->mem->free(h->count);
+    h->count = moved;
+    h->width = width;
+    h->first = first;
+    return QK_OK;
+}
+
+/* Widens h so that it also holds [lo, hi] (histogrammed units) on a grid no
+ * finer than min_width.  Counts are kept, bins merged exactly. */
+static inline int histogram_cover(const qk_host *host, histogram *h, int64_t bins, double lo, double hi, double min_width)
+{
+    lo = fmin(lo, 0.0);
+    hi = fmax(hi, 0.0);
+    if (h->total > 0) {
+        lo = fmin(lo, h->lo);
+        hi = fmax(hi, h->hi);
+    }
+    double width, first;
+    histogram_grid_for(lo, hi, fmax(min_width, h->width), bins, &width, &first);
+    return histogram_regrid(host, h, bins, width, first);
+}
+
+/* Adds the finite values of p[0..n) to h, whose grid must already hold them. */
+static inline void histogram_add(histogram *h, int absolute, int64_t bins, const float *p, int64_t n)
+{
+    /* Exact: the width is a power of two. */
+    double per_width = 1.0 / h->width;
+    for (int64_t i = 0; i < n; i++) {
+        float x = p[i];
+        if (!isfinite(x))
+            continue;
+        double v = absolute ? fabs((double)x) : (double)x;
+        int64_t j = (int64_t)(floor(v * per_width) - h->first);
+        /* Cannot happen once histogram_cover succeeded; guards rounding only. */
+        j = j < 0 ? 0 : j >= bins ? bins - 1 : j;
+        h->count[j] += 1;
+        if (!(h->total > 0)) {
+            h->lo = h->hi = v;
+            h->min = h->max = x;
+        } else {
+            h->lo = v < h->lo ? v : h->lo;
+            h->hi = v > h->hi ? v : h->hi;
+            h->min = x < h->min ? x : h->min;
+            h->max = x > h->max ? x : h->max;
+        }
+        h->total += 1;
+    }
+}
+
+static inline void histogram_set_init(histogram_set *s, const qk_host *host, const qk_quant_spec *spec, int64_t bins,
+                               int absolute)
+{
+    memset(s, 0, sizeof *s);
+    s->host = host;
+    s->per_channel = spec->per_channel != 0;
+    s->axis = spec->axis;
+    s->absolute = absolute;
+    s->bins = bins;
+}
+
+static inline void histogram_set_free(histogram_set *s)
+{
+    if (!s->h)
+        return;
+    for (int64_t c = 0; c < s->channels; c++)
+        s->host->mem->free(s->h[c].count);
+    s->host->mem->free(s->h);
+    s->h = NULL;
+    s->channels = 0;
+}
+
+/* Allocates the channels on the first batch; later batches must have the
+ * same channel count. */
+static inline int histogram_set_channels(histogram_set *s, int64_t channels)
+{
+    const qk_host *host = s->host;
+    if (s->channels)
+        return s->channels == channels
+                   ? QK_OK
+                   : host->log->error(host, QK_EINVAL, "channel count changed from %lld to %lld between batches",
+                                      (long long)s->channels, (long long)channels);
+    s->h = host->mem->calloc((size_t)channels, sizeof *s->h);
+    if (!s->h)
+        return host->log->error(host, QK_ENOMEM, "out of memory");
+    for (int64_t c = 0; c < channels; c++) {
+        s->h[c].count = host->mem->calloc((size_t)s->bins, sizeof *s->h[c].count);
+        if (!s->h[c].count) {
+            s->channels = c + 1;
+            histogram_set_free(s);
+            return host->log->error(host, QK_ENOMEM, "out of memory for %lld histograms of %lld bins",
+                                    (long long)channels, (long long)s->bins);
+        }
+    }
+    s->channels = channels;
+    return QK_OK;
+}
+
+/* Folds one float tensor in: each channel's histogram first grows to hold
+ * the batch, then counts it, so a failed allocation leaves every count as it
+ * was (a channel may have been widened, which changes no statistic). */
+static inline int histogram_set_observe(histogram_set *s, const qk_tensor *t)
+{
+    const qk_host *host = s->host;
+    const qk_tensor_api *ta = host->tensor;
+    if (ta->dtype(t) != QK_DTYPE_FLOAT)
+        return host->log->error(host, QK_ENOTSUP, "tensor '%s': only float tensors can be observed (dtype %d)",
+                                ta->name(t), (int)ta->dtype(t));
+    int rank = ta->rank(t);
+    int64_t numel = ta->numel(t);
+    const float *x = ta->data(t);
+    if (rank < 0 || numel < 0)
+        return host->log->error(host, QK_EINVAL, "tensor '%s': shape not known", ta->name(t));
+    if (numel && !x)
+        return host->log->error(host, QK_EINVAL, "tensor '%s': no data to observe", ta->name(t));
+    /* Per tensor is one channel spanning everything: outer = 1, inner = numel. */
+    int64_t outer = 1, channels = 1, inner = numel;
+    if (s->per_channel) {
+        int axis = s->axis < 0 ? s->axis + rank : s->axis;
+        if (axis < 0 || axis >= rank)
+            return host->log->error(host, QK_EINVAL, "tensor '%s': channel axis %d out of range for rank %d",
+                                    ta->name(t), s->axis, rank);
+        channels = ta->dim(t, axis);
+        inner = 1;
+        for (int i = 0; i < rank; i++) {
+            if (i < axis)
+                outer *= ta->dim(t, i);
+            else if (i > axis)
+                inner *= ta->dim(t, i);
+        }
+        if (channels <= 0)
+            return host->log->error(host, QK_EINVAL, "tensor '%s': channel axis %d has no channels", ta->name(t),
+                                    axis);
+    }
+    int st = histogram_set_channels(s, channels);
+    if (st)
+        return st;
+    if (!numel)
+        return QK_OK;
+    for (int64_t c = 0; c < channels; c++) {
+        double lo = INFINITY, hi = -INFINITY;
+        for (int64_t o = 0; o < outer; o++) {
+            const float *p = x + (o * channels + c) * inner;
+            for (int64_t i = 0; i < inner; i++) {
+                if (!isfinite(p[i]))
+                    continue;
+                double v = s->absolute ? fabs((double)p[i]) : (double)p[i];
+                lo = v < lo ? v : lo;
+                hi = v > hi ? v : hi;
+            }
+        }
+        if (lo > hi)
+            continue;   /* nothing finite in this channel of this batch */
+        if (histogram_cover(host, &s->h[c], s->bins, lo, hi, 0.0))
+            return host->log->error(host, QK_ENOMEM, "out of memory");
+    }
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t c = 0; c < channels; c++)
+            histogram_add(&s->h[c], s->absolute, s->bins, x + (o * channels + c) * inner, inner);
+    s->batches++;
+    return QK_OK;
+}
+
+/* Adds `other` (same bins and mode) into s, as if s had seen its batches. */
+static inline int histogram_set_merge(histogram_set *s, const histogram_set *other)
+{
+    const qk_host *host = s->host;
+    if (!other->batches)
+        return QK_OK;
+    if (s->per_channel != other->per_channel || s->absolute != other->absolute || s->bins != other->bins)
+        return host->log->error(host, QK_EINVAL,
+                                "cannot merge observations made with different arguments or spec");
+    int st = histogram_set_channels(s, other->channels);
+    if (st)
+        return st;
+    for (int64_t c = 0; c < s->channels; c++) {
+        histogram *h = &s->h[c];
+        const histogram *o = &other->h[c];
+        if (!(o->total > 0))
+            continue;
+        if (histogram_cover(host, h, s->bins, o->lo, o->hi, o->width))
+            return host->log->error(host, QK_ENOMEM, "out of memory");
+        for (int64_t j = 0; j < s->bins; j++)
+            if (o->count[j] > 0)
+                h->count[histogram_rebin_index(o->first + (double)j, o->width, h->width, h->first)] += o->count[j];
+        if (!(h->total > 0) || o->lo < h->lo)
+            h->lo = o->lo;
+        if (!(h->total > 0) || o->hi > h->hi)
+            h->hi = o->hi;
+        h->total += o->total;
+        h->min = o->min < h->min ? o->min : h->min;
+        h->max = o->max > h->max ? o->max : h->max;
+    }
+    s->batches += other->batches;
+    return QK_OK;
+}
+
+/* The check every range() starts with: something was observed, the caller
+ * asks for the observed channel count, and every channel saw a finite value. */
+static inline int histogram_set_ready(const histogram_set *s, int64_t channels)
+{
+    const qk_host *host = s->host;
+    if (!s->batches)
+        return host->log->error(host, QK_EINVAL,
+                                "range requested before any value was observed (no calibration batch reached "
+                                "this tensor)");
+    if (channels != s->channels)
+        return host->log->error(host, QK_EINVAL, "range asked for %lld channels, %lld were observed",
+                                (long long)channels, (long long)s->channels);
+    for (int64_t c = 0; c < channels; c++)
+        if (!(s->h[c].total > 0))
+            return host->log->error(host, QK_EINVAL, "channel %lld held no finite value", (long long)c);
+    return QK_OK;
+}
+
+/* The value below which a fraction q (0..1) of h's counts lie, interpolating
+ * linearly inside the bin (values are taken as spread evenly over a bin) and
+ * clamped to the observed extremes, so q = 1 is exactly the largest value. */
+static inline double histogram_quantile(const histogram *h, int64_t bins, double q)
+{
+    if (q <= 0)
+        return h->lo;
+    if (q >= 1)
+        return h->hi;
+    double target = q * h->total, below = 0;
+    for (int64_t j = 0; j < bins; j++) {
+        double n = h->count[j];
+        if (n > 0 && below + n >= target) {
+            double v = histogram_edge(h, j) + h->width * (target - below) / n;
+            return v < h->lo ? h->lo : v > h->hi ? h->hi : v;
+        }
+        below += n;
+    }
+    return h->hi;
+}
+
+/* Index one past the last non-empty bin (0 when h is empty). */
+static inline int64_t histogram_used(const histogram *h, int64_t bins)
+{
+    int64_t n = bins;
+    while (n > 0 && !(h->count[n - 1] > 0))
+        n--;
+    return n;
+}
+
+#endif

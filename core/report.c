@@ -474,9 +474,9 @@ static void html_summary(FILE *f, const quant_report *r)
     }
     fputs("</td></tr>\n<tr><th>Total time</th><td>", f);
     html_num(f, r->total_seconds);
-    fprintf(f, " s</td></tr>\n<tr><th>Quantized tensors</th><td>%d activations, %d weights, %d biases</td></tr>\n"
+    fprintf(f, " s</td></tr>\n<tr><th>Quantized tensors</th><td>%d activation%s, %d weight%s, %d bias%s</td></tr>\n"
                "</table>\n",
-            na, nw, nb);
+            na, na == 1 ? "" : "s", nw, nw == 1 ? "" : "s", nb, nb == 1 ? "" : "es");
 
     fputs("<h2>Final outputs</h2>\n", f);
     if (!n_outputs(r)) {

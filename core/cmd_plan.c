@@ -13,23 +13,8 @@
 #include "fusion_pass.h"
 #include "backend_vt.h"
 #include "plan.h"
+#include "ptq.h"
 #include "registry.h"
-
-/* Loads every plugin the plan names, so an unknown observer or quantizer
- * fails here, with the list of what was found, instead of mid-calibration. */
-static int check_plugins(registry *reg, const quant_plan *p, qk_err *err)
-{
-    for (int i = 0; i < p->n; i++) {
-        const plan_entry *e = &p->entries[i];
-        if (e->role == PLAN_BIAS) continue;
-        const qk_plugin_descriptor *d;
-        int rc = registry_get(reg, QK_PLUGIN_OBSERVER, e->rule->observer, &d, err);
-        if (rc == QK_OK && e->role == PLAN_WEIGHT && e->rule->quantizer)
-            rc = registry_get(reg, QK_PLUGIN_FAKEQUANT, e->rule->quantizer, &d, err);
-        if (rc) return rc;
-    }
-    return QK_OK;
-}
 
 int cmd_plan(int argc, char **argv)
 {
@@ -73,7 +58,7 @@ int cmd_plan(int argc, char **argv)
     }
     int fused = 0;
     if (fusion_pass_run(reg, g, cfg, bv, &fused, &err) || plan_build(g, cfg, bv->quantized_ops, backend_shared_scale_ops(bv), &plan, &err) ||
-        check_plugins(reg, plan, &err)) {
+        ptq_check_plugins(reg, plan, &err)) {
         cli_error("%s", err.msg);
         goto done;
     }

@@ -2,7 +2,8 @@
 # This file implements the out-of-tree SDK test: install quantkit into a
 # temporary root, build sdk/examples with nothing but pkg-config against
 # that install, and have the installed quantkit find the example by name
-# (plugins listing, and a plan whose YAML selects it).
+# (plugins listing, a plan whose YAML selects it, and a whole `quantize`
+# calibrated by it whose model still classifies the digits).
 set -u
 : "${QK_BUILDDIR:?}" "${QK_SRCDIR:?}" "${QK_BINDIR:?}" "${QK_LIBDIR:?}" "${QK_PKGLIBDIR:?}"
 tmp=$(mktemp -d)
@@ -37,6 +38,15 @@ YAML
 ( cd "$tmp" && "$qk" plan "$QK_SRCDIR/tests/data/digits_cnn.onnx" -c cfg.yaml ) >"$tmp/plan.txt" 2>&1 &&
     grep -q "activation .*example_ema / -" "$tmp/plan.txt"
 check selected-by-name $? "$(tail -3 "$tmp/plan.txt")"
+
+# The third-party observer calibrates a real quantization, chosen by name.
+d="$QK_SRCDIR/tests/data"
+( cd "$tmp" && "$qk" quantize "$d/digits_cnn.onnx" -c cfg.yaml --calib "$d/digits_calib.npy" -o q.onnx \
+      --report q.json -q ) >"$tmp/quantize.txt" 2>&1 &&
+    grep -q '"observer":"example_ema"' "$tmp/q.json" &&
+    "$qk" eval "$tmp/q.onnx" --data "$d/digits_test_x.npy" --labels "$d/digits_test_y.npy" >"$tmp/eval.txt" 2>&1 &&
+    awk -F'"top1":' '{ split($2, a, ","); exit !(a[1] + 0 >= 0.97) }' "$tmp/eval.txt"
+check quantize-with-example-observer $? "$(cat "$tmp/quantize.txt" "$tmp/eval.txt" 2>/dev/null | tail -3)"
 
 sed 's/example_ema/example_emma/' "$tmp/cfg.yaml" >"$tmp/typo.yaml"
 ( cd "$tmp" && "$qk" plan "$QK_SRCDIR/tests/data/digits_cnn.onnx" -c typo.yaml ) >"$tmp/typo.txt" 2>&1

@@ -111,7 +111,7 @@ static int candidate(const qk_host *h, qk_graph *g, int add, int slot)
     int prod = ga->value_producer(g, x);
     if (prod < 0 || !is_producer(ga->node_op(g, prod)) || ga->node_n_outputs(g, prod) != 1) return -1;
     if (!is_activation(h, g, x) || ga->value_is_output(g, x) || ga->value_n_consumers(g, x) != 1) return -1;
-    if (r < 0) return -1;
+    if (!is_activation(h, g, r) || !same_shape(h, g, x, r)) return -1;
     return prod;
 }
 

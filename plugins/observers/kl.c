@@ -1,13 +1,215 @@
-/* Placeholder: the `kl` observer is being written (issue 5). */
+/* This file implements the `kl` observer: entropy calibration as in
+ * TensorRT's INT8 entropy calibrator and ONNX Runtime's Entropy method.  It
+ * picks the clipping threshold t whose quantized distribution loses the
+ * least information, measured by the Kullback-Leibler divergence
+ * KL(P || Q), rather than the largest value seen.
+ *
+ *   observer_args: {bins: 2048}      # histogram bins, 128 .. 2^24
+ *
+ * Values are histogrammed as |x| (one histogram per channel, histogram.h:
+ * it grows with the data and merges exactly).  With L quantization levels,
+ * every bin edge i >= L, up to the last non-empty bin, is a candidate
+ * t = i * bin width:
+ *   P = bins [0, i), with everything beyond (the clipped outliers) added to
+ *       bin i-1, because clipping maps them onto the top level;
+ *   Q = bins [0, i) merged into L groups of (almost) equal width, each
+ *       group's count spread evenly over the group's bins that are non-empty
+ *       in P, as the quantizer cannot tell those values apart;
+ * and t minimises KL(P || Q) (ties: the larger t).  A candidate where P has
+ * mass Q cannot represent (outliers but an empty last group) has infinite
+ * divergence; the references smooth such zeros with an epsilon instead, we
+ * rule the candidate out.  The divergence of a candidate is computed from
+ * prefix sums in O(L), so the search costs O(bins * L) per channel.
+ *
+ * L follows spec->bits: a symmetric range spends 2^(bits-1) levels on each
+ * sign (128 for int8, TensorRT's number).  Asymmetric specs:
+ *   - all values >= 0 (after ReLU): the whole grid covers [0, t], so
+ *     L = 2^bits and the range is [0, t];
+ *   - all values <= 0: mirrored, [-t, 0] with L = 2^bits;
+ *   - both signs: t is searched with L = 2^(bits-1) as for symmetric, and
+ *     each side is clipped at t but never extended past what was observed:
+ *     [max(min, -t), min(max, t)].  The host widens the result to include
+ *     0, so a side that never reached t keeps its observed extent.
+ * When there are no more non-empty bins than levels, clipping cannot help
+ * and t is the largest |x| seen.  t never exceeds the largest |x| seen. */
+#include <math.h>
 #include <quantkit/quantkit.h>
-static int create(const qk_host *host, const qk_params *args, const qk_quant_spec *spec, void **state)
+#include "histogram.h"
+
+typedef struct kl {
+    const qk_host *host;
+    int symmetric;
+    int bits;
+    histogram_set hist;    /* of |x| */
+} kl;
+
+static void kl_destroy(void *state)
 {
-    *state = 0;
-    return host->log->error(host, QK_ENOTSUP, "observer kl is not implemented yet");
+    kl *k = state;
+    if (!k)
+        return;
+    histogram_set_free(&k->hist);
+    k->host->mem->free(k);
 }
-static int observe(void *s, const qk_tensor *t) { return QK_ENOTSUP; }
-static int merge(void *s, const void *o) { return QK_ENOTSUP; }
-static int range(void *s, int64_t c, float *lo, float *hi) { return QK_ENOTSUP; }
-static void destroy(void *s) {}
-static const qk_observer_vtable vt = {sizeof vt, create, observe, merge, range, destroy};
-QK_PLUGIN_DEFINE(QK_PLUGIN_OBSERVER, "kl", "0.0.0", "placeholder", "MIT", &vt);
+
+static int kl_create(const qk_host *host, const qk_params *args, const qk_quant_spec *spec, void **state)
+{
+    static const char *const allowed[] = {"bins", NULL};
+    *state = NULL;
+    if (!spec)
+        return host->log->error(host, QK_EINVAL, "no quantization spec given");
+    if (spec->bits < 2 || spec->bits > 16)
+        return host->log->error(host, QK_EINVAL, "bits must be 2..16, not %d", spec->bits);
+    int64_t bins = 2048;
+    if (args) {
+        int rc = host->params->check_keys(args, allowed, "observer_args");
+        if (rc < 0)
+            return rc;
+        if ((rc = host->params->get_int(args, "bins", &bins)) < 0)
+            return rc;
+    }
+    if (bins < 128 || bins > HISTOGRAM_MAX_BINS)
+        return host->log->error(host, QK_EINVAL, "observer_args: bins %lld is outside 128..%d", (long long)bins,
+                                HISTOGRAM_MAX_BINS);
+    kl *k = host->mem->calloc(1, sizeof *k);
+    if (!k)
+        return host->log->error(host, QK_ENOMEM, "out of memory");
+    k->host = host;
+    k->symmetric = spec->symmetric != 0;
+    k->bits = spec->bits;
+    histogram_set_init(&k->hist, host, spec, bins, 1);
+    *state = k;
+    return QK_OK;
+}
+
+static int kl_observe(void *state, const qk_tensor *t)
+{
+    kl *k = state;
+    return histogram_set_observe(&k->hist, t);
+}
+
+static int kl_merge(void *state, const void *other_state)
+{
+    kl *k = state;
+    const kl *o = other_state;
+    if (k->symmetric != o->symmetric || k->bits != o->bits)
+        return k->host->log->error(k->host, QK_EINVAL, "cannot merge observations made with a different spec");
+    return histogram_set_merge(&k->hist, &o->hist);
+}
+
+/* Prefix sums over the first n bins, index j covering bins [0, j): counts,
+ * count * log(count), and non-empty bins.  They make every group sum of a
+ * candidate O(1). */
+typedef struct prefix {
+    double *count, *clogc, *nonzero;
+} prefix;
+
+static double xlogx(double x) { return x > 0 ? x * log(x) : 0; }
+
+/* KL(P || Q) * total for the candidate "the first i bins", as described at
+ * the top of the file; INFINITY when Q misses mass that P has. */
+static double divergence(const prefix *s, int64_t i, int64_t levels, double total)
+{
+    double inside = s->count[i];
+    if (!(inside > 0))
+        return INFINITY;   /* every value would be clipped */
+    double outliers = total - inside;
+    /* Both distributions are normalised: P by the total, Q by what lies
+     * inside; this constant enters every term. */
+    double log_norm = log(total) - log(inside);
+    double sum = 0;
+    for (int64_t g = 0; g < levels; g++) {
+        int64_t a = g * i / levels, b = (g + 1) * i / levels;
+        double group = s->count[b] - s->count[a];
+        if (g < levels - 1) {
+            if (group > 0) {
+                double q = group / (s->nonzero[b] - s->nonzero[a]);
+                sum += (s->clogc[b] - s->clogc[a]) - group * (log(q) + log_norm);
+            }
+            continue;
+        }
+        /* The last group: its top bin also holds the clipped outliers in P. */
+        double top = s->count[i] - s->count[i - 1] + outliers;
+        double nonzero = s->nonzero[i - 1] - s->nonzero[a] + (top > 0);
+        if (!(group > 0))
+            return top > 0 ? INFINITY : sum;
+        double q = group / nonzero;
+        sum += (s->clogc[i - 1] - s->clogc[a]) - (s->count[i - 1] - s->count[a]) * (log(q) + log_norm);
+        sum += xlogx(top) - top * (log(q) + log_norm);
+    }
+    return sum;
+}
+
+/* The threshold (in |x| units) minimising the divergence for `levels`
+ * quantization levels.  Only allocation can fail. */
+static int threshold(const qk_host *host, const histogram *h, int64_t bins, int64_t levels, double *t)
+{
+    int64_t used = histogram_used(h, bins);
+    *t = h->hi;
+    if (used <= levels)
+        return QK_OK;
+    prefix s;
+    s.count = host->mem->alloc(3 * (size_t)(used + 1) * sizeof(double));
+    if (!s.count)
+        return host->log->error(host, QK_ENOMEM, "out of memory");
+    s.clogc = s.count + used + 1;
+    s.nonzero = s.clogc + used + 1;
+    s.count[0] = s.clogc[0] = s.nonzero[0] = 0;
+    for (int64_t j = 0; j < used; j++) {
+        s.count[j + 1] = s.count[j] + h->count[j];
+        s.clogc[j + 1] = s.clogc[j] + xlogx(h->count[j]);
+        s.nonzero[j + 1] = s.nonzero[j] + (h->count[j] > 0);
+    }
+    int64_t best = used;
+    double best_kl = INFINITY;
+    for (int64_t i = levels; i <= used; i++) {
+        double d = divergence(&s, i, levels, h->total);
+        if (d <= best_kl) {
+            best_kl = d;
+            best = i;
+        }
+    }
+    host->mem->free(s.count);
+    /* |x| histograms start at 0, so edge i is i bin widths. */
+    double edge = histogram_edge(h, best);
+    *t = edge < h->hi ? edge : h->hi;
+    return QK_OK;
+}
+
+static int kl_range(void *state, int64_t channels, float *lo, float *hi)
+{
+    kl *k = state;
+    int st = histogram_set_ready(&k->hist, channels);
+    if (st)
+        return st;
+    for (int64_t c = 0; c < channels; c++) {
+        const histogram *h = &k->hist.h[c];
+        int one_sign = !k->symmetric && (h->min >= 0 || h->max <= 0);
+        int64_t levels = (int64_t)1 << (one_sign ? k->bits : k->bits - 1);
+        double t;
+        if ((st = threshold(k->host, h, k->hist.bins, levels, &t)))
+            return st;
+        if (k->symmetric) {
+            lo[c] = (float)-t;
+            hi[c] = (float)t;
+        } else if (h->min >= 0) {
+            lo[c] = 0;
+            hi[c] = (float)t;
+        } else if (h->max <= 0) {
+            lo[c] = (float)-t;
+            hi[c] = 0;
+        } else {
+            lo[c] = (float)fmax(h->min, -t);
+            hi[c] = (float)fmin(h->max, t);
+        }
+    }
+    return QK_OK;
+}
+
+static const qk_observer_vtable kl_vtable = {
+    sizeof(qk_observer_vtable), kl_create, kl_observe, kl_merge, kl_range, kl_destroy,
+};
+
+QK_PLUGIN_DEFINE(QK_PLUGIN_OBSERVER, "kl", "1.0.0",
+                 "entropy calibration: the clipping threshold minimising KL(P||Q) of the |x| histogram (TensorRT)",
+                 "MIT", &kl_vtable);

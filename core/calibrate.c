@@ -195,6 +195,7 @@ int calib_run(calibrator *c, executor *e, const data_set *ds, int64_t batch, int
         rc = exec_run(e, in, outs, err);
         if (rc && c->err.code) *err = c->err;   /* an observer stopped the run */
         for (int j = 0; j < c->g->n_outputs && rc == QK_OK; j++) free(outs[j].data);
+        data_set_release(ds, s, cnt);
         if (rc) break;
         c->images += cnt;
         c->batches++;

@@ -8,7 +8,16 @@
 #include "npy.h"
 #include "onnx_io.h"
 
-static int bind(const ir_graph *g, data_set *ds, const char *name, int pos, xt *t, const char *arg, qk_err *err)
+/* Frees a tensor that was not bound: mapped data is unmapped, read data freed. */
+static void drop(xt *t, npy_mapping *m)
+{
+    if (m && m->base) npy_unmap(m);
+    else free(t->data);
+    t->data = NULL;
+}
+
+static int bind(const ir_graph *g, data_set *ds, const char *name, int pos, xt *t, npy_mapping *m, const char *arg,
+                qk_err *err)
 {
     int slot = -1;
     if (name) {
@@ -20,21 +29,22 @@ static int bind(const ir_graph *g, data_set *ds, const char *name, int pos, xt *
                 size_t l = strlen(list);
                 snprintf(list + l, sizeof list - l, "%s'%s'", i ? ", " : "", g->values[g->inputs[i]].name);
             }
-            free(t->data);
+            drop(t, m);
             return qk_fail(err, QK_EINVAL, "%s: the model has no input named '%s' (inputs: %s)", arg, name, list);
         }
     } else {
         slot = pos;
         if (slot >= g->n_inputs) {
-            free(t->data);
+            drop(t, m);
             return qk_fail(err, QK_EINVAL, "%s: more data arrays than the model's %d input(s)", arg, g->n_inputs);
         }
     }
     if (ds->tensors[slot].data) {
-        free(t->data);
+        drop(t, m);
         return qk_fail(err, QK_EINVAL, "%s: input '%s' is given twice", arg, g->values[g->inputs[slot]].name);
     }
     ds->tensors[slot] = *t;
+    if (m) ds->maps[slot] = *m;
     return QK_OK;
 }
 
@@ -69,7 +79,7 @@ static int load_folder(const ir_graph *g, const char *dir, data_set *ds, int *po
         int named = 0;
         for (int k = 0; tname && k < g->n_inputs; k++)
             if (!strcmp(g->values[g->inputs[k]].name, tname)) named = 1;
-        rc = bind(g, ds, named ? tname : NULL, (*pos)++, &t, path, err);
+        rc = bind(g, ds, named ? tname : NULL, (*pos)++, &t, NULL, path, err);
         free(tname);
     }
     for (int i = 0; i < n; i++) free(names[i]);
@@ -83,7 +93,11 @@ int data_set_load(const ir_graph *g, int n_args, char *const *args, data_set *ds
     ds->n = g->n_inputs;
     ds->names = calloc((size_t)g->n_inputs + 1, sizeof *ds->names);
     ds->tensors = calloc((size_t)g->n_inputs + 1, sizeof *ds->tensors);
-    if (!ds->names || !ds->tensors) return qk_fail(err, QK_ENOMEM, "out of memory");
+    ds->maps = calloc((size_t)g->n_inputs + 1, sizeof *ds->maps);
+    if (!ds->names || !ds->tensors || !ds->maps) {
+        data_set_free(ds);
+        return qk_fail(err, QK_ENOMEM, "out of memory");
+    }
     for (int i = 0; i < g->n_inputs; i++) ds->names[i] = strdup(g->values[g->inputs[i]].name);
     int pos = 0, rc = QK_OK;
     for (int a = 0; a < n_args && rc == QK_OK; a++) {
@@ -97,8 +111,9 @@ int data_set_load(const ir_graph *g, int n_args, char *const *args, data_set *ds
         char *name = eq ? strndup(arg, (size_t)(eq - arg)) : NULL;
         const char *file = eq ? eq + 1 : arg;
         xt t;
-        rc = npy_read(file, &t, err);
-        if (rc == QK_OK) rc = bind(g, ds, name, pos++, &t, file, err);
+        npy_mapping m;
+        rc = npy_map(file, &t, &m, err);
+        if (rc == QK_OK) rc = bind(g, ds, name, pos++, &t, &m, file, err);
         free(name);
     }
     for (int i = 0; i < g->n_inputs && rc == QK_OK; i++)
@@ -123,10 +138,11 @@ void data_set_free(data_set *ds)
 {
     for (int i = 0; i < ds->n; i++) {
         if (ds->names) free(ds->names[i]);
-        if (ds->tensors) free(ds->tensors[i].data);
+        if (ds->tensors) drop(&ds->tensors[i], ds->maps ? &ds->maps[i] : NULL);
     }
     free(ds->names);
     free(ds->tensors);
+    free(ds->maps);
     memset(ds, 0, sizeof *ds);
 }
 
@@ -139,4 +155,12 @@ xt data_set_slice(const data_set *ds, int i, int64_t start, int64_t count)
     t.data = (char *)t.data + start * row;
     t.dims[0] = count;
     return t;
+}
+
+void data_set_release(const data_set *ds, int64_t start, int64_t count)
+{
+    for (int i = 0; ds->maps && i < ds->n; i++) {
+        xt t = data_set_slice(ds, i, start, count);
+        npy_release(&ds->maps[i], t.data, (size_t)xt_nbytes(&t));
+    }
 }

@@ -10,11 +10,13 @@
 #include "tensor.h"
 #include "status.h"
 #include "ir.h"
+#include "npy.h"
 
 typedef struct data_set {
     int n;            /* number of bound inputs */
     char **names;     /* model input names, owned */
-    xt *tensors;      /* full arrays, data owned */
+    xt *tensors;      /* full arrays, data owned (mapped for .npy files) */
+    struct npy_mapping *maps;  /* per input: the file mapping, base NULL when read */
 } data_set;
 
 /* Parses `n_args` DATA arguments and binds them to g's real inputs.  Errors
@@ -27,5 +29,8 @@ int64_t data_set_samples(const data_set *ds);
 /* A view of samples [start, start+count) of tensor i (no copy: data points
  * into the array). */
 xt data_set_slice(const data_set *ds, int i, int64_t start, int64_t count);
+/* Done with samples [start, start+count): their pages of mapped files leave
+ * memory (a calibration pass over a large set stays at one batch). */
+void data_set_release(const data_set *ds, int64_t start, int64_t count);
 
 #endif

@@ -4,8 +4,10 @@
  * so one planned executor serves every batch size.  Intermediate buffers
  * come from a pool owned by the executor and go back to it after their last
  * reader ran, so steady-state inference does not call malloc. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "executor.h"
 
 typedef struct buffer {
@@ -25,7 +27,56 @@ struct executor {
     int n_bufs, cap_bufs;
     exec_observe_fn observe;
     void *observe_arg;
+    double *prof;         /* QK_PROFILE set: seconds per node over all runs */
+    double *prof_flops;   /* ... and Conv/Gemm flops per node over all runs */
+    int prof_runs;
 };
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* QK_PROFILE=1: on exec_free, prints to stderr the time per op type and the
+ * slowest nodes, averaged over the runs (a development aid for bench/). */
+static void prof_print(const executor *e)
+{
+    const ir_graph *g = e->g;
+    int runs = e->prof_runs ? e->prof_runs : 1;
+    double total = 0;
+    for (int i = 0; i < g->n_nodes; i++) total += e->prof[i];
+    fprintf(stderr, "profile: %d runs, %.3f ms per run\n", e->prof_runs, 1e3 * total / runs);
+    char *done = calloc((size_t)g->n_nodes + 1, 1);
+    if (!done) return;
+    for (int i = 0; i < g->n_nodes; i++) {
+        if (done[i]) continue;
+        const char *op = node_op_type(&g->nodes[i]);
+        double t = 0;
+        int cnt = 0;
+        for (int k = i; k < g->n_nodes; k++)
+            if (!done[k] && !strcmp(node_op_type(&g->nodes[k]), op)) {
+                t += e->prof[k];
+                cnt++;
+                done[k] = 1;
+            }
+        fprintf(stderr, "profile: %-22s %4d nodes %9.3f ms %5.1f%%\n", op, cnt, 1e3 * t / runs,
+                total > 0 ? 100 * t / total : 0);
+    }
+    memset(done, 0, (size_t)g->n_nodes);
+    for (int r = 0; r < 15; r++) {
+        int best = -1;
+        for (int i = 0; i < g->n_nodes; i++)
+            if (!done[i] && (best < 0 || e->prof[i] > e->prof[best])) best = i;
+        if (best < 0) break;
+        done[best] = 1;
+        fprintf(stderr, "profile: top %-50s %-12s %8.3f ms %6.1f GFLOP/s\n", node_name(&g->nodes[best]),
+                node_op_type(&g->nodes[best]), 1e3 * e->prof[best] / runs,
+                e->prof[best] > 0 ? 1e-9 * e->prof_flops[best] / e->prof[best] : 0.0);
+    }
+    free(done);
+}
 
 static int acquire(executor *e, size_t bytes)
 {
@@ -93,6 +144,11 @@ int exec_new(ir_graph *g, int threads, executor **out, qk_err *err)
             if (n->out[k] >= 0 && e->last_use[n->out[k]] < i) e->last_use[n->out[k]] = i;
     }
     for (int o = 0; o < g->n_outputs; o++) e->last_use[g->outputs[o]] = g->n_nodes;
+    const char *prof = getenv("QK_PROFILE");
+    if (prof && *prof && strcmp(prof, "0")) {
+        e->prof = calloc((size_t)g->n_nodes + 1, sizeof(double));
+        e->prof_flops = calloc((size_t)g->n_nodes + 1, sizeof(double));
+    }
     *out = e;
     return QK_OK;
 }
@@ -100,6 +156,11 @@ int exec_new(ir_graph *g, int threads, executor **out, qk_err *err)
 void exec_free(executor *e)
 {
     if (!e) return;
+    if (e->prof) {
+        prof_print(e);
+        free(e->prof);
+        free(e->prof_flops);
+    }
     for (int i = 0; i < e->n_bufs; i++) free(e->bufs[i].p);
     free(e->bufs);
     tp_free(e->pool);
@@ -201,7 +262,15 @@ int exec_run(executor *e, const xt *inputs, xt *outputs, qk_err *err)
             e->buf_of[v] = b;
             outs[k]->data = e->bufs[b].p;
         }
+        double t0 = e->prof ? now_s() : 0;
         if ((rc = n->op->run(&c))) goto out;
+        if (e->prof) {
+            e->prof[i] += now_s() - t0;
+            /* Multiply-adds of Conv: per output element, W's elements per
+             * output channel; Gemm/MatMul: per output element, the K axis. */
+            if (!strcmp(node_op_type(n), "Conv") && n->n_in > 1 && ins[1]->rank > 0 && ins[1]->dims[0] > 0)
+                e->prof_flops[i] += 2.0 * (double)xt_numel(outs[0]) * (double)xt_numel(ins[1]) / (double)ins[1]->dims[0];
+        }
         for (int k = 0; k < n->n_out; k++) {
             int v = n->out[k];
             if (v < 0) continue;
@@ -224,6 +293,7 @@ int exec_run(executor *e, const xt *inputs, xt *outputs, qk_err *err)
         if (nb > 0) memcpy(outputs[o].data, t->data, (size_t)nb);
     }
 out:
+    if (rc == QK_OK) e->prof_runs++;
     for (int v = 0; v < g->n_values; v++) release(e, v);
     return rc;
 }

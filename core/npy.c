@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "npy.h"
@@ -226,12 +227,12 @@ static uint32_t le32(const unsigned char *p)
 /* Reads exactly n bytes; returns 0 on success, -1 on a short read. */
 static int read_all(FILE *f, void *buf, size_t n) { return fread(buf, 1, n, f) == n ? 0 : -1; }
 
-int npy_read(const char *path, xt *t, qk_err *err)
+/* Reads and checks the header of the open file f: on success *out holds
+ * dtype and shape (no data) and *data_off, *nbytes where the data lies. */
+static int read_header(FILE *f, const char *path, xt *t, int64_t *data_off_out, int64_t *nbytes_out, qk_err *err)
 {
     xt out;
     memset(&out, 0, sizeof out);
-    FILE *f = fopen(path, "rb");
-    if (!f) return qk_fail(err, QK_EIO, "%s: cannot open: %s", path, strerror(errno));
 
     int r = QK_OK;
     char *header = NULL;
@@ -324,6 +325,23 @@ int npy_read(const char *path, xt *t, qk_err *err)
                     "(corrupt or not written by np.save)", path, (long long)(have - nbytes));
         goto done;
     }
+    *t = out;
+    *data_off_out = data_off;
+    *nbytes_out = nbytes;
+done:
+    free(header);
+    return r;
+}
+
+int npy_read(const char *path, xt *t, qk_err *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return qk_fail(err, QK_EIO, "%s: cannot open: %s", path, strerror(errno));
+    xt out;
+    int64_t data_off = 0, nbytes = 0;
+    int r = read_header(f, path, &out, &data_off, &nbytes, err);
+    out.data = NULL;
+    if (r < 0) goto done;
     /* At least one byte, so an empty array still has non-NULL data
      * (NULL means "value unknown" to the executor). */
     out.data = malloc(nbytes ? (size_t)nbytes : 1);
@@ -345,9 +363,54 @@ int npy_read(const char *path, xt *t, qk_err *err)
     out.data = NULL;
 done:
     free(out.data);
-    free(header);
     fclose(f);
     return r;
+}
+
+int npy_map(const char *path, xt *t, npy_mapping *m, qk_err *err)
+{
+    memset(m, 0, sizeof *m);
+    FILE *f = fopen(path, "rb");
+    if (!f) return qk_fail(err, QK_EIO, "%s: cannot open: %s", path, strerror(errno));
+    xt out;
+    int64_t data_off = 0, nbytes = 0;
+    int r = read_header(f, path, &out, &data_off, &nbytes, err);
+    if (r == QK_OK && (out.dtype == DT_BOOL || nbytes == 0)) {
+        fclose(f);
+        return npy_read(path, t, err);   /* bools are normalized; nothing to map */
+    }
+    if (r == QK_OK) {
+        size_t len = (size_t)(data_off + nbytes);
+        void *base = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fileno(f), 0);
+        if (base == MAP_FAILED) {
+            fclose(f);
+            return npy_read(path, t, err);   /* e.g. a pipe or a file system without mmap */
+        }
+        m->base = base;
+        m->len = len;
+        out.data = (char *)base + data_off;
+        *t = out;
+    }
+    fclose(f);
+    return r;
+}
+
+void npy_unmap(npy_mapping *m)
+{
+    if (m->base) munmap(m->base, m->len);
+    memset(m, 0, sizeof *m);
+}
+
+void npy_release(const npy_mapping *m, const void *p, size_t n)
+{
+    if (!m->base || !n) return;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    /* Rounding the start down is safe: callers release in sample order, so
+     * what precedes p is done with; the page holding the end of the range
+     * may still hold the next samples and stays. */
+    uintptr_t lo = (uintptr_t)p / page * page, hi = ((uintptr_t)p + n) / page * page;
+    if (lo < (uintptr_t)m->base) lo = (uintptr_t)m->base;
+    if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }
 
 /* ---- writing ------------------------------------------------------------- */

@@ -506,6 +506,7 @@ static int measure_sqnr(ptq_job *j, qk_err *err)
                 xt_numel(&out_r[k]) == xt_numel(&out_q[k]))
                 sqnr_add(&j->output_sqnr[k], out_r[k].data, out_q[k].data, xt_numel(&out_r[k]));
         }
+        data_set_release(&j->ds, b, cnt);
         for (int k = 0; !rc && k < ref->n_outputs; k++) free(out_r[k].data);
         for (int k = 0; !rc && k < j->g->n_outputs; k++) free(out_q[k].data);
     }

@@ -44,7 +44,7 @@ expect_error bad-batch "--batch" "$qk" run "$data/fields.onnx" --input "$data/fi
 expect_error unwritable-output "cannot create" "$qk" run "$data/fields.onnx" --input "$data/fields_x.npy" --output "$tmp/no/such/dir/out.npy"
 expect_error missing-args "usage" "$qk" run "$data/fields.onnx"
 expect_error unknown-command "unknown command" "$qk" frobnicate
-expect_error not-implemented "not implemented" "$qk" quantize "$data/fields.onnx"
+expect_error quantize-usage "usage: quantkit quantize" "$qk" quantize "$data/fields.onnx"
 
 # A good run writes the file, and a second one replaces it whole.
 if "$qk" run "$data/fields.onnx" --input "$data/fields_x.npy" --output "$tmp/good.npy" 2>"$tmp/err" && [ -s "$tmp/good.npy" ]; then

@@ -318,11 +318,11 @@ START_TEST(test_unknown_name_lists_found_and_searched)
     setenv("QUANTKIT_PLUGIN_PATH", PATH_B, 1);
     registry *r = open_with(BROKEN, NULL);
     expect_refusal(r, QK_PLUGIN_OBSERVER, "minmx", QK_EINVAL, "unknown observer 'minmx'", "did you mean 'minmax'",
-                   "found: abi_major, abi_minor, bad_kind, minmax, mismatch, no_entry, null_function, null_name",
+                   "found: abi_major, abi_minor, bad_kind, kl, minmax, mismatch, moving_average, mse, no_entry, null_function, null_name, percentile",
                    BROKEN " (plugin_path)", PATH_B " (QUANTKIT_PLUGIN_PATH)",
                    TEST_BUILD_DIR "/plugins/observers/.libs (build tree)", "(installed", NULL);
     expect_refusal(r, QK_PLUGIN_FUSION, "conv_bnn", QK_EINVAL, "unknown fusion 'conv_bnn'", "did you mean 'conv_bn'",
-                   "found: conv_bn, null_vtable", NULL);
+                   "found: conv_add_relu, conv_bn, conv_relu, null_vtable", NULL);
     ck_assert_uint_eq(registry_load_count(r), 0);
     registry_free(r);
     unsetenv("QUANTKIT_PLUGIN_PATH");

@@ -168,7 +168,7 @@ int record_load(const char *path, record **out, qk_err *err)
     yaml_parser_set_input_file(&y, f);
     int loaded = yaml_parser_load(&y, &doc);
     if (!loaded) {
-        int rc = qk_fail(err, QK_EINVAL, "%s:%zu:%zu: %s", path, y.problem_mark.line + 1, y.problem_mark.column + 1,
+        int rc = qk_fail(err, QK_EINVAL, "%s:%zu:%zu: not a valid record (YAML): %s", path, y.problem_mark.line + 1, y.problem_mark.column + 1,
                          y.problem ? y.problem : "not valid YAML");
         yaml_parser_delete(&y);
         fclose(f);

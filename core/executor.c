@@ -65,7 +65,8 @@ static void prof_print(const executor *e)
                 total > 0 ? 100 * t / total : 0);
     }
     memset(done, 0, (size_t)g->n_nodes);
-    for (int r = 0; r < 15; r++) {
+    int top = getenv("QK_PROFILE_TOP") ? atoi(getenv("QK_PROFILE_TOP")) : 15;
+    for (int r = 0; r < top; r++) {
         int best = -1;
         for (int i = 0; i < g->n_nodes; i++)
             if (!done[i] && (best < 0 || e->prof[i] > e->prof[best])) best = i;

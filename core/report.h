@@ -46,7 +46,9 @@ typedef struct quant_report {
     report_output *outputs;
 } quant_report;
 
-/* Writes the report atomically; errors name the file. */
+/* Writes the report atomically; errors name the file.  JSON has no
+ * infinities: an SQNR of NaN (not measured) is written null, +Inf (no
+ * noise) 999.0 and -Inf -999.0. */
 int report_write_json(const quant_report *r, const char *path, qk_err *err);
 int report_write_html(const quant_report *r, const char *path, qk_err *err);
 /* Frees everything the report owns (every pointer above is malloc'd or

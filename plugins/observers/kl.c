@@ -15,11 +15,14 @@
  *   Q = bins [0, i) merged into L groups of (almost) equal width, each
  *       group's count spread evenly over the group's bins that are non-empty
  *       in P, as the quantizer cannot tell those values apart;
- * and t minimises KL(P || Q) (ties: the larger t).  A candidate where P has
- * mass Q cannot represent (outliers but an empty last group) has infinite
- * divergence; the references smooth such zeros with an epsilon instead, we
- * rule the candidate out.  The divergence of a candidate is computed from
- * prefix sums in O(L), so the search costs O(bins * L) per channel.
+ * and t minimises KL(P || Q) (ties: the larger t).  When the last group is
+ * empty but there are outliers (a sparse tail: typical of the very
+ * distributions this observer is for), Q would have no mass where P has the
+ * outliers; as in TensorRT's and ONNX Runtime's smoothing, Q gets 1e-4 of a
+ * count there instead of 0, which makes such a candidate costly but
+ * comparable.  (Elsewhere Q has mass wherever P does, so no other smoothing
+ * is needed.)  The divergence of a candidate is computed from prefix sums in
+ * O(L), so the search costs O(bins * L) per channel.
  *
  * L follows spec->bits: a symmetric range spends 2^(bits-1) levels on each
  * sign (128 for int8, TensorRT's number).  Asymmetric specs:
@@ -35,6 +38,10 @@
 #include <math.h>
 #include <quantkit/quantkit.h>
 #include "histogram.h"
+
+/* What Q holds instead of nothing where P has the clipped outliers (the
+ * smoothing epsilon of TensorRT's and ONNX Runtime's implementations). */
+#define EMPTY_TOP_COUNT 1e-4
 
 typedef struct kl {
     const qk_host *host;
@@ -62,7 +69,7 @@ static int kl_create(const qk_host *host, const qk_params *args, const qk_quant_
         return host->log->error(host, QK_EINVAL, "bits must be 2..16, not %d", spec->bits);
     int64_t bins = 2048;
     if (args) {
-        int rc = host->params->check_keys(args, allowed, "observer_args");
+        int rc = host->params->check_keys(args, allowed, "observer_args of observer `kl`");
         if (rc < 0)
             return rc;
         if ((rc = host->params->get_int(args, "bins", &bins)) < 0)
@@ -107,7 +114,7 @@ typedef struct prefix {
 static double xlogx(double x) { return x > 0 ? x * log(x) : 0; }
 
 /* KL(P || Q) * total for the candidate "the first i bins", as described at
- * the top of the file; INFINITY when Q misses mass that P has. */
+ * the top of the file; INFINITY when nothing lies inside. */
 static double divergence(const prefix *s, int64_t i, int64_t levels, double total)
 {
     double inside = s->count[i];
@@ -131,8 +138,11 @@ static double divergence(const prefix *s, int64_t i, int64_t levels, double tota
         /* The last group: its top bin also holds the clipped outliers in P. */
         double top = s->count[i] - s->count[i - 1] + outliers;
         double nonzero = s->nonzero[i - 1] - s->nonzero[a] + (top > 0);
-        if (!(group > 0))
-            return top > 0 ? INFINITY : sum;
+        if (!(group > 0)) {
+            if (top > 0)
+                sum += xlogx(top) - top * (log(EMPTY_TOP_COUNT) + log_norm);
+            continue;
+        }
         double q = group / nonzero;
         sum += (s->clogc[i - 1] - s->clogc[a]) - (s->count[i - 1] - s->count[a]) * (log(q) + log_norm);
         sum += xlogx(top) - top * (log(q) + log_norm);

@@ -54,7 +54,7 @@ static int moving_average_create(const qk_host *host, const qk_params *args, con
         return host->log->error(host, QK_EINVAL, "no quantization spec given");
     double constant = 0.01;
     if (args) {
-        int rc = host->params->check_keys(args, allowed, "observer_args");
+        int rc = host->params->check_keys(args, allowed, "observer_args of observer `moving_average`");
         if (rc < 0)
             return rc;
         if ((rc = host->params->get_float(args, "averaging_constant", &constant)) < 0)

@@ -64,7 +64,7 @@ static int mse_create(const qk_host *host, const qk_params *args, const qk_quant
         return host->log->error(host, QK_EINVAL, "bits must be 2..16, not %d", spec->bits);
     int64_t bins = 2048, steps = 100;
     if (args) {
-        int rc = host->params->check_keys(args, allowed, "observer_args");
+        int rc = host->params->check_keys(args, allowed, "observer_args of observer `mse`");
         if (rc < 0)
             return rc;
         if ((rc = host->params->get_int(args, "bins", &bins)) < 0)

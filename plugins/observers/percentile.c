@@ -44,7 +44,7 @@ static int percentile_create(const qk_host *host, const qk_params *args, const q
     double pct = 99.99;
     int64_t bins = 2048;
     if (args) {
-        int rc = host->params->check_keys(args, allowed, "observer_args");
+        int rc = host->params->check_keys(args, allowed, "observer_args of observer `percentile`");
         if (rc < 0)
             return rc;
         if ((rc = host->params->get_float(args, "percentile", &pct)) < 0)

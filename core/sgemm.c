@@ -42,6 +42,7 @@
  * a + i * lda, which saves packing A when it is already row-major: for
  * products with few columns (late conv layers, batch-1 Gemm) packing A
  * would cost as much as the arithmetic. */
+struct ptile;
 typedef void (*ukernel_fn)(int64_t kc, const float *a, int64_t lda, const float *b,
                            float *c, int64_t ldc, float alpha, float beta);
 
@@ -56,6 +57,8 @@ typedef struct kernel {
     void (*edge)(int packed, int mr, int nr, int64_t kc, const float *a, int64_t lda,
                  const float *b, float *c, int64_t ldc, float alpha, float beta);
     int simd;             /* the AVX2 helpers may be used */
+    /* The packed-A engine's tile kernel (see sgemm_packed): rows <= mr. */
+    void (*tile)(int rows, const struct ptile *t);
 } kernel;
 
 /* ---------------------------------------------------------------- kernels */
@@ -262,12 +265,219 @@ static void uk_avx512_edge(int packed, int mr, int nr, int64_t kc, const float *
 }
 #endif
 
-static const kernel k_c = {"c", C_MR, C_NR, 256, 128, 2048, uk_c_packed, uk_c_rows, NULL, 0};
+
+/* ------------------------------------------- tile kernels of sgemm_packed */
+
+/* One tile of the packed-A engine: rows x nr of C = A_panel . B_sliver,
+ * both packed (mr resp. nr values per k), merged into C:
+ *  - first: C = acc, otherwise C += acc (earlier K blocks are in C);
+ *  - last: then + bias[row] + residual, then the clamp [lo, hi].
+ * Column l of the tile is at c + l (mask bit l of `lo`) or, past the end
+ * of an image, at c + delta + l (bit l of `hi`); the residual r is laid
+ * out like C.  Lanes in neither mask are not touched. */
+typedef struct ptile {
+    int64_t kc;
+    const float *a, *b;
+    float *c;
+    const float *r;           /* residual at the tile's origin, or NULL */
+    int64_t ldc, delta;
+    uint32_t lo, hi;
+    const float *bias;        /* bias of the tile's first row, or NULL */
+    int first, last, clamp;
+    float alo, ahi;
+} ptile;
+
+static void tile_c(int rows, const ptile *t)
+{
+    const int MR = C_MR, NR = C_NR;
+    float acc[C_MR][C_NR] = {{0}};
+    const float *a = t->a, *b = t->b;
+    for (int64_t k = 0; k < t->kc; k++, a += MR, b += NR)
+        for (int i = 0; i < MR; i++)
+            for (int j = 0; j < NR; j++) acc[i][j] += a[i] * b[j];
+    for (int i = 0; i < rows; i++)
+        for (int j = 0; j < NR; j++) {
+            int64_t off;
+            if (t->lo >> j & 1) off = i * t->ldc + j;
+            else if (t->hi >> j & 1) off = i * t->ldc + t->delta + j;
+            else continue;
+            float v = acc[i][j];
+            if (!t->first) v += t->c[off];
+            if (t->last) {
+                if (t->bias) v += t->bias[i];
+                if (t->r) v += t->r[off];
+                /* NaN passes the clamp, like the Relu/Clip kernels. */
+                if (t->clamp) v = v < t->alo ? t->alo : v > t->ahi ? t->ahi : v;
+            }
+            t->c[off] = v;
+        }
+}
+
+#ifdef HAVE_X86
+/* AVX-512: R (<= 12) rows x 32 columns, accumulators in 24 registers. */
+__attribute__((target("avx512f"), always_inline))
+static inline void tile512(const int R, const ptile *t)
+{
+    __m512 acc0[12], acc1[12];
+#pragma GCC unroll 12
+    for (int i = 0; i < R; i++) acc0[i] = acc1[i] = _mm512_setzero_ps();
+    const float *a = t->a, *b = t->b;
+    for (int64_t k = 0; k < t->kc; k++) {
+        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+#pragma GCC unroll 12
+        for (int i = 0; i < R; i++) {
+            __m512 av = _mm512_set1_ps(a[i]);
+            acc0[i] = _mm512_fmadd_ps(av, b0, acc0[i]);
+            acc1[i] = _mm512_fmadd_ps(av, b1, acc1[i]);
+        }
+        a += 12;
+        b += 32;
+    }
+    const __mmask16 lo0 = (__mmask16)t->lo, lo1 = (__mmask16)(t->lo >> 16);
+    const __mmask16 hi0 = (__mmask16)t->hi, hi1 = (__mmask16)(t->hi >> 16);
+    const __m512 vlo = _mm512_set1_ps(t->alo), vhi = _mm512_set1_ps(t->ahi);
+    float *c = t->c;
+    const float *r = t->r;
+    const int64_t d = t->delta;
+#pragma GCC unroll 12
+    for (int i = 0; i < R; i++) {
+        __m512 x0 = acc0[i], x1 = acc1[i];
+        if (!t->first) {
+            x0 = _mm512_add_ps(x0, _mm512_mask_loadu_ps(_mm512_maskz_loadu_ps(lo0, c), hi0, c + d));
+            x1 = _mm512_add_ps(x1, _mm512_mask_loadu_ps(_mm512_maskz_loadu_ps(lo1, c + 16), hi1, c + 16 + d));
+        }
+        if (t->last) {
+            if (t->bias) {
+                __m512 bv = _mm512_set1_ps(t->bias[i]);
+                x0 = _mm512_add_ps(x0, bv);
+                x1 = _mm512_add_ps(x1, bv);
+            }
+            if (r) {
+                x0 = _mm512_add_ps(x0, _mm512_mask_loadu_ps(_mm512_maskz_loadu_ps(lo0, r), hi0, r + d));
+                x1 = _mm512_add_ps(x1, _mm512_mask_loadu_ps(_mm512_maskz_loadu_ps(lo1, r + 16), hi1, r + 16 + d));
+                r += t->ldc;
+            }
+            if (t->clamp) {
+                /* max(lo, x) then min(hi, .): a NaN x is the second
+                 * operand both times, so it passes through. */
+                x0 = _mm512_min_ps(vhi, _mm512_max_ps(vlo, x0));
+                x1 = _mm512_min_ps(vhi, _mm512_max_ps(vlo, x1));
+            }
+        }
+        _mm512_mask_storeu_ps(c, lo0, x0);
+        _mm512_mask_storeu_ps(c + 16, lo1, x1);
+        if (t->hi) {
+            _mm512_mask_storeu_ps(c + d, hi0, x0);
+            _mm512_mask_storeu_ps(c + 16 + d, hi1, x1);
+        }
+        c += t->ldc;
+    }
+}
+
+__attribute__((target("avx512f")))
+static void tile_avx512(int rows, const ptile *t)
+{
+    switch (rows) {
+    case 1: tile512(1, t); break; case 2: tile512(2, t); break;
+    case 3: tile512(3, t); break; case 4: tile512(4, t); break;
+    case 5: tile512(5, t); break; case 6: tile512(6, t); break;
+    case 7: tile512(7, t); break; case 8: tile512(8, t); break;
+    case 9: tile512(9, t); break; case 10: tile512(10, t); break;
+    case 11: tile512(11, t); break; default: tile512(12, t); break;
+    }
+}
+
+/* AVX2: R (<= 6) rows x 16 columns. */
+__attribute__((target("avx2,fma"), always_inline))
+static inline __m256i lanes8(uint32_t bits)
+{
+    const __m256i sel = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)(bits & 0xff)), sel), sel);
+}
+
+__attribute__((target("avx2,fma"), always_inline))
+static inline __m256 load2_256(const float *p, int64_t d, __m256i lo, __m256i hi, int has_hi)
+{
+    __m256 v = _mm256_maskload_ps(p, lo);
+    if (has_hi) v = _mm256_blendv_ps(v, _mm256_maskload_ps(p + d, hi), _mm256_castsi256_ps(hi));
+    return v;
+}
+
+__attribute__((target("avx2,fma"), always_inline))
+static inline void tile256(const int R, const ptile *t)
+{
+    __m256 acc0[6], acc1[6];
+#pragma GCC unroll 6
+    for (int i = 0; i < R; i++) acc0[i] = acc1[i] = _mm256_setzero_ps();
+    const float *a = t->a, *b = t->b;
+    for (int64_t k = 0; k < t->kc; k++) {
+        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+#pragma GCC unroll 6
+        for (int i = 0; i < R; i++) {
+            __m256 av = _mm256_broadcast_ss(a + i);
+            acc0[i] = _mm256_fmadd_ps(av, b0, acc0[i]);
+            acc1[i] = _mm256_fmadd_ps(av, b1, acc1[i]);
+        }
+        a += 6;
+        b += 16;
+    }
+    const __m256i lo0 = lanes8(t->lo), lo1 = lanes8(t->lo >> 8);
+    const __m256i hi0 = lanes8(t->hi), hi1 = lanes8(t->hi >> 8);
+    const int has_hi = t->hi != 0;
+    const __m256 vlo = _mm256_set1_ps(t->alo), vhi = _mm256_set1_ps(t->ahi);
+    float *c = t->c;
+    const float *r = t->r;
+    const int64_t d = t->delta;
+#pragma GCC unroll 6
+    for (int i = 0; i < R; i++) {
+        __m256 x0 = acc0[i], x1 = acc1[i];
+        if (!t->first) {
+            x0 = _mm256_add_ps(x0, load2_256(c, d, lo0, hi0, has_hi));
+            x1 = _mm256_add_ps(x1, load2_256(c + 8, d, lo1, hi1, has_hi));
+        }
+        if (t->last) {
+            if (t->bias) {
+                __m256 bv = _mm256_set1_ps(t->bias[i]);
+                x0 = _mm256_add_ps(x0, bv);
+                x1 = _mm256_add_ps(x1, bv);
+            }
+            if (r) {
+                x0 = _mm256_add_ps(x0, load2_256(r, d, lo0, hi0, has_hi));
+                x1 = _mm256_add_ps(x1, load2_256(r + 8, d, lo1, hi1, has_hi));
+                r += t->ldc;
+            }
+            if (t->clamp) {
+                x0 = _mm256_min_ps(vhi, _mm256_max_ps(vlo, x0));
+                x1 = _mm256_min_ps(vhi, _mm256_max_ps(vlo, x1));
+            }
+        }
+        _mm256_maskstore_ps(c, lo0, x0);
+        _mm256_maskstore_ps(c + 8, lo1, x1);
+        if (has_hi) {
+            _mm256_maskstore_ps(c + d, hi0, x0);
+            _mm256_maskstore_ps(c + 8 + d, hi1, x1);
+        }
+        c += t->ldc;
+    }
+}
+
+__attribute__((target("avx2,fma")))
+static void tile_avx2(int rows, const ptile *t)
+{
+    switch (rows) {
+    case 1: tile256(1, t); break; case 2: tile256(2, t); break;
+    case 3: tile256(3, t); break; case 4: tile256(4, t); break;
+    case 5: tile256(5, t); break; default: tile256(6, t); break;
+    }
+}
+#endif
+
+static const kernel k_c = {"c", C_MR, C_NR, 256, 128, 2048, uk_c_packed, uk_c_rows, NULL, 0, tile_c};
 #ifdef HAVE_X86
 static const kernel k_avx2 = {"avx2", 6, 16, 256, 144, 2048, uk_avx2_packed, uk_avx2_rows,
-                               uk_avx2_edge, 1};
+                               uk_avx2_edge, 1, tile_avx2};
 static const kernel k_avx512 = {"avx512", 12, 32, 256, 144, 2048, uk_avx512_packed, uk_avx512_rows,
-                                 uk_avx512_edge, 1};
+                                 uk_avx512_edge, 1, tile_avx512};
 #endif
 
 static const kernel *active;
@@ -499,6 +709,177 @@ static packbuf *get_bufs(size_t na, size_t nb)
     }
     if (!grow(&pb->a, &pb->cap_a, na) || !grow(&pb->b, &pb->cap_b, nb)) return NULL;
     return pb;
+}
+
+
+/* ------------------------------------------------ the packed-A engine */
+
+struct sgemm_pa {
+    const kernel *kn;
+    int64_t M, K, Mp;         /* Mp: M rounded up to the kernel's mr */
+    int64_t kc;               /* K block; the last one may be shorter */
+    float *data;
+};
+
+/* K blocks of at most the kernel's kc, of equal size: a last sliver of a
+ * few k would cost a whole C round trip for little work. */
+static int64_t packed_kc(const kernel *kn, int64_t K)
+{
+    int64_t nb = (K + kn->kc - 1) / kn->kc;
+    return nb > 0 ? (K + nb - 1) / nb : 1;
+}
+
+sgemm_pa *sgemm_pack_a(const float *A, int64_t lda, int64_t M, int64_t K)
+{
+    if (M <= 0 || K <= 0) return NULL;
+    const kernel *kn = get_kernel();
+    sgemm_pa *pa = calloc(1, sizeof *pa);
+    if (!pa) return NULL;
+    const int MR = kn->mr;
+    pa->kn = kn;
+    pa->M = M;
+    pa->K = K;
+    pa->Mp = (M + MR - 1) / MR * MR;
+    pa->kc = packed_kc(kn, K);
+    size_t bytes = ((size_t)(pa->Mp * K) * sizeof(float) + ALIGN - 1) / ALIGN * ALIGN;
+    pa->data = aligned_alloc(ALIGN, bytes);
+    if (!pa->data) {
+        free(pa);
+        return NULL;
+    }
+    /* Block pc (k in [pc, pc + kc)) starts at pc * Mp; in it, panel p
+     * holds rows p*MR.. as kc x MR, k-major. */
+    for (int64_t pc = 0; pc < K; pc += pa->kc) {
+        int64_t kc = K - pc < pa->kc ? K - pc : pa->kc;
+        pack_a(kn, 0, A, lda, 0, pc, M, kc, pa->data + pc * pa->Mp);
+    }
+    return pa;
+}
+
+void sgemm_pa_free(sgemm_pa *pa)
+{
+    if (!pa) return;
+    free(pa->data);
+    free(pa);
+}
+
+int64_t sgemm_pa_rows(const sgemm_pa *pa) { return pa->M; }
+int64_t sgemm_pa_depth(const sgemm_pa *pa) { return pa->K; }
+int sgemm_pa_nr(const sgemm_pa *pa) { return pa->kn->nr; }
+
+typedef struct pjob {
+    const sgemm_pa *A;
+    int64_t N;
+    sgemm_pack_b_fn pack_b;
+    void *arg;
+    float *C;
+    int64_t ldc, seg, seg_stride;
+    const sgemm_epi *ep;
+    int64_t ncb, n_jb;        /* columns per block, blocks */
+    int64_t mrows, n_mb;      /* rows per task (multiple of mr), row tasks */
+} pjob;
+
+/* Rows per cache block of A within a task: MC x KC of packed A in L2. */
+#define PACKED_MC 240
+
+static void packed_task(void *arg, int64_t t0, int64_t t1, int tid)
+{
+    const pjob *j = arg;
+    const sgemm_pa *A = j->A;
+    const kernel *kn = A->kn;
+    const int MR = kn->mr, NR = kn->nr;
+    const sgemm_epi *ep = j->ep;
+    packbuf *pb = get_bufs(0, (size_t)(A->kc * j->ncb));
+    for (int64_t t = t0; t < t1; t++) {
+        int64_t jb = t / j->n_mb, mb = t % j->n_mb;
+        int64_t j0 = jb * j->ncb, nc = j->N - j0 < j->ncb ? j->N - j0 : j->ncb;
+        int64_t i0 = mb * j->mrows, i1 = i0 + j->mrows < A->M ? i0 + j->mrows : A->M;
+        /* Without a pack buffer (out of memory) each sliver is packed on
+         * the stack as it is used: slower, never wrong. */
+        float sb[MAX_NR * 256] __attribute__((aligned(ALIGN)));
+        for (int64_t pc = 0; pc < A->K; pc += A->kc) {
+            int64_t kc = A->K - pc < A->kc ? A->K - pc : A->kc;
+            if (pb) j->pack_b(j->arg, pc, kc, j0, nc, NR, pb->b);
+            const float *ablk = A->data + pc * A->Mp;
+            int first = pc == 0, last = pc + kc >= A->K;
+            for (int64_t ic = i0; ic < i1; ic += PACKED_MC) {
+                int64_t ie = ic + PACKED_MC < i1 ? ic + PACKED_MC : i1;
+                for (int64_t jr = 0; jr < nc; jr += NR) {
+                    int64_t col = j0 + jr, valid = nc - jr < NR ? nc - jr : NR;
+                    if (!pb) j->pack_b(j->arg, pc, kc, col, valid, NR, sb);
+                    int64_t img = col / j->seg, pos = col % j->seg;
+                    int64_t split = j->seg - pos;
+                    uint32_t vmask = valid >= 32 ? 0xffffffffu : (1u << valid) - 1;
+                    uint32_t lo = split >= 32 ? vmask : ((1u << split) - 1) & vmask;
+                    int64_t off = img * j->seg_stride + pos;
+                    ptile tl = {.kc = kc, .b = pb ? pb->b + jr * kc : sb, .ldc = j->ldc,
+                                .delta = j->seg_stride - j->seg, .lo = lo, .hi = vmask & ~lo,
+                                .first = first, .last = last,
+                                .clamp = ep && ep->clamp, .alo = ep ? ep->lo : 0, .ahi = ep ? ep->hi : 0};
+                    for (int64_t ir = ic; ir < ie; ir += MR) {
+                        int rows = (int)(ie - ir < MR ? ie - ir : MR);
+                        tl.a = ablk + ir * kc;
+                        tl.c = j->C + ir * j->ldc + off;
+                        tl.r = ep && ep->res ? ep->res + ir * j->ldc + off : NULL;
+                        tl.bias = ep && ep->bias ? ep->bias + ir : NULL;
+                        kn->tile(rows, &tl);
+                        if (last && ep && ep->post)
+                            for (int r = 0; r < rows; r++) {
+                                float *cr = tl.c + r * j->ldc;
+                                int64_t n0 = split < valid ? split : valid;
+                                ep->post(cr, n0);
+                                if (n0 < valid) ep->post(cr + tl.delta + n0, valid - n0);
+                            }
+                    }
+                }
+            }
+        }
+    }
+}
+
+int sgemm_packed(const sgemm_pa *A, int64_t N, sgemm_pack_b_fn pack_b, void *arg, float *C,
+                 int64_t ldc, int64_t seg, int64_t seg_stride, const sgemm_epi *ep, threadpool *pool)
+{
+    if (N <= 0) return 0;
+    const kernel *kn = A->kn;
+    const int MR = kn->mr, NR = kn->nr;
+    if (seg <= 0 || seg >= N) {
+        seg = N;
+        seg_stride = 0;
+    } else if (seg < NR) {
+        return -1;   /* a tile could span more than two segments */
+    }
+    int nt = tp_nthreads(pool);
+    pjob j = {.A = A, .N = N, .pack_b = pack_b, .arg = arg, .C = C, .ldc = ldc, .seg = seg,
+              .seg_stride = seg_stride, .ep = ep};
+    /* Column blocks: the packed kc x ncb block of B stays in L2 (~256 KB);
+     * narrower when that leaves too few blocks to keep the threads busy. */
+    int64_t slivers = (N + NR - 1) / NR;
+    int64_t per = (256 * 1024 / (int64_t)sizeof(float)) / A->kc / NR;
+    if (per < 1) per = 1;
+    if (per > 16) per = 16;
+    int64_t want = 4 * (int64_t)nt;
+    if (nt > 1 && (slivers + per - 1) / per < want) {
+        per = slivers / want;
+        if (per < 1) per = 1;
+    }
+    j.ncb = per * NR;
+    j.n_jb = (N + j.ncb - 1) / j.ncb;
+    /* Too few column blocks for the threads: split the rows as well (each
+     * row task packs its own copy of the B block, cheap next to a GEMM). */
+    int64_t panels = A->Mp / MR;
+    j.n_mb = 1;
+    if (nt > 1 && j.n_jb < 2 * (int64_t)nt) {
+        j.n_mb = (2 * (int64_t)nt + j.n_jb - 1) / j.n_jb;
+        if (j.n_mb > panels) j.n_mb = panels;
+    }
+    j.mrows = (panels + j.n_mb - 1) / j.n_mb * MR;
+    j.n_mb = (A->M + j.mrows - 1) / j.mrows;
+    int64_t tasks = j.n_jb * j.n_mb;
+    double flops = 2.0 * (double)A->M * (double)N * (double)A->K;
+    if (nt == 1 || tasks == 1 || flops < 2.0 * 64 * 64 * 64) packed_task(&j, 0, tasks, 0);
+    else tp_parallel_for(pool, tasks, 1, packed_task, &j);
+    return 0;
 }
 
 /* ----------------------------------------------------------- the blocked loop */

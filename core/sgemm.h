@@ -14,4 +14,50 @@ void sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
            float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
            float beta, float *C, int64_t ldc, threadpool *pool);
 
+/* ---- products with pre-packed A (convolution and Gemm weights) ----------
+ * A constant left operand is packed once (sgemm_pack_a) into the layout the
+ * micro-kernel streams; each product then packs only B, through a callback,
+ * so the caller can build B on the fly (im2col straight into the packed
+ * layout), and C is written once, with an epilogue applied in registers. */
+
+typedef struct sgemm_pa sgemm_pa;
+
+/* Packs row-major A (M x K, row stride lda) for the kernel the CPU runs.
+ * Returns NULL when out of memory (or M, K <= 0).  The result does not
+ * refer to A. */
+sgemm_pa *sgemm_pack_a(const float *A, int64_t lda, int64_t M, int64_t K);
+void sgemm_pa_free(sgemm_pa *pa);   /* NULL is a no-op */
+int64_t sgemm_pa_rows(const sgemm_pa *pa);    /* M */
+int64_t sgemm_pa_depth(const sgemm_pa *pa);   /* K */
+/* Columns per sliver of packed B the kernel reads (the callback's nr). */
+int sgemm_pa_nr(const sgemm_pa *pa);
+
+/* Writes rows [k0, k0 + kc) x columns [j0, j0 + nc) of B into dst, in
+ * slivers of nr columns: sliver s (columns j0 + s*nr ..) is kc x nr floats,
+ * k-major, at dst + s * nr * kc; columns past nc in the last sliver must be
+ * zero.  dst is 64-byte aligned.  Called from pool threads concurrently
+ * (disjoint dst). */
+typedef void (*sgemm_pack_b_fn)(void *arg, int64_t k0, int64_t kc, int64_t j0, int64_t nc, int nr,
+                                float *dst);
+
+/* Applied to each element of C = A.B once complete, in this order:
+ * + bias[row], + res (laid out like C), clamp to [lo, hi] (NaN passes),
+ * then post() over each finished run of a row (in place, e.g. SiLU). */
+typedef struct sgemm_epi {
+    const float *bias;
+    const float *res;
+    int clamp;
+    float lo, hi;
+    void (*post)(float *x, int64_t n);
+} sgemm_epi;
+
+/* C = epi(A.B) for packed A (M x K) and B (K x N) from pack_b.  Column j
+ * of C is at C + (j / seg) * seg_stride + j % seg, row i at + i * ldc:
+ * seg = N (or <= 0) is a plain matrix; seg = H*W, seg_stride = M*H*W, ldc
+ * = H*W lays the columns of a batch out as NCHW images.  ep may be NULL.
+ * Returns 0, or -1 when seg is smaller than the kernel's nr (a tile would
+ * span three images) and nothing was written. */
+int sgemm_packed(const sgemm_pa *A, int64_t N, sgemm_pack_b_fn pack_b, void *arg, float *C,
+                 int64_t ldc, int64_t seg, int64_t seg_stride, const sgemm_epi *ep, threadpool *pool);
+
 #endif

@@ -28,4 +28,13 @@ int op_read_int_list(op_ctx *c, const xt *t, const char *what, int64_t *v, int m
  * fills v with `def` when absent (strides, dilations, pads of Conv and pools). */
 int op_attr_ints_exact(op_ctx *c, const char *name, int want, int64_t def, int64_t *v);
 
+/* The vector extensions kernels may use: 0 none, 1 AVX2+FMA, 2 AVX-512F.
+ * QK_SGEMM_ISA=c|avx2|avx512 caps it (tests reach the narrower paths). */
+int op_isa_level(void);
+/* y[i] = f(x[i]) for i < n (y may be x), vectorized: exp, the logistic
+ * sigmoid, and SiLU x * sigmoid(x).  Within a few ulp of libm's expf. */
+void vec_exp(const float *x, float *y, int64_t n);
+void vec_sigmoid(const float *x, float *y, int64_t n);
+void vec_silu(const float *x, float *y, int64_t n);
+
 #endif

@@ -5,11 +5,23 @@
  * inference and by the kernels, so the two can never disagree.  Spatial
  * ranks 1 to 3 are handled by padding the geometry to three dimensions with
  * leading size-1 axes: one triple loop serves 1-D, 2-D and 3-D pooling.
- * Work is split over the N*C planes, which are independent. */
+ * Work is split over the N*C planes, which are independent.
+ *
+ * The CNN cases have fast paths: float MaxPool over 1-D/2-D windows
+ * without dilation or Indices goes row by row, a vertical max of the
+ * window's input rows into a -inf-padded row buffer, then a horizontal max
+ * over the taps with contiguous vector loads (stride 2 first splits the
+ * buffer into even and odd columns).  GlobalAveragePool sums float planes
+ * in double lanes. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "ops.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define POOL_X86 1
+#endif
 
 #define POOL_MAX_SPATIAL 3
 
@@ -245,6 +257,103 @@ static int64_t plane_grain(const pool_geom *g)
     return grain < 1 ? 1 : grain;
 }
 
+
+/* ------------------------------------------------- MaxPool, 2-D fast path */
+
+/* Widest padded row the fast path takes (stack buffers). */
+#define FAST_ROW 2048
+
+/* d[i] = max(s[i], d[i]) for i < n, with maxps's operand order: a NaN in s
+ * is skipped, as the scalar path's `v > best` does. */
+#ifdef POOL_X86
+__attribute__((target("avx512f")))
+static void vmax_avx512(float *d, const float *s, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(d + i, _mm512_max_ps(_mm512_loadu_ps(s + i), _mm512_loadu_ps(d + i)));
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(d + i, m, _mm512_max_ps(_mm512_maskz_loadu_ps(m, s + i), _mm512_maskz_loadu_ps(m, d + i)));
+    }
+}
+
+__attribute__((target("avx2")))
+static void vmax_avx2(float *d, const float *s, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(d + i, _mm256_max_ps(_mm256_loadu_ps(s + i), _mm256_loadu_ps(d + i)));
+    for (; i < n; i++) d[i] = s[i] > d[i] ? s[i] : d[i];
+}
+#endif
+
+static void vmax(float *d, const float *s, int64_t n)
+{
+#ifdef POOL_X86
+    int l = op_isa_level();
+    if (l >= 2) { vmax_avx512(d, s, n); return; }
+    if (l >= 1) { vmax_avx2(d, s, n); return; }
+#endif
+    for (int64_t i = 0; i < n; i++) d[i] = s[i] > d[i] ? s[i] : d[i];
+}
+
+static void fill_neg_inf(float *d, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) d[i] = -INFINITY;
+}
+
+/* True when maxpool_fast can run this pool. */
+static int maxpool_fast_ok(const pool_geom *g, int dtype, int want_indices)
+{
+    if (dtype != DT_FLOAT || want_indices || g->ker[0] != 1 || g->str[0] != 1 || g->pb[0] || g->pe[0])
+        return 0;
+    for (int a = 0; a < 3; a++)
+        if (g->dil[a] != 1) return 0;
+    int64_t pw = (g->out[2] - 1) * g->str[2] + g->ker[2];
+    return pw <= FAST_ROW && g->str[2] <= 2 && g->pb[2] < g->ker[2];
+}
+
+static void maxpool_fast(void *arg, int64_t p0, int64_t p1, int tid)
+{
+    const maxpool_job *j = arg;
+    const pool_geom *g = j->g;
+    float row[FAST_ROW], ph[FAST_ROW];
+    const int64_t IW = g->in[2], OW = g->out[2], KW = g->ker[2], S = g->str[2], PB = g->pb[2];
+    const int64_t pw = (OW - 1) * S + KW;               /* padded columns the taps reach */
+    const int64_t c0 = PB, c1 = PB + IW < pw ? PB + IW : pw;   /* input columns inside it */
+    const int64_t isz = g->in[0] * g->in[1] * g->in[2], osz = g->out[0] * g->out[1] * g->out[2];
+    for (int64_t p = p0; p < p1; p++)
+        for (int64_t d = 0; d < g->out[0]; d++) {
+            const float *x = (const float *)j->x + p * isz + d * g->in[1] * IW;
+            float *y = (float *)j->y + p * osz + d * g->out[1] * OW;
+            for (int64_t oh = 0; oh < g->out[1]; oh++, y += OW) {
+                int64_t sh, hl, hh;
+                taps(g, 1, oh, &sh, &hl, &hh);
+                fill_neg_inf(row, c0);
+                fill_neg_inf(row + c1, pw - c1);
+                if (hl >= hh) {
+                    fill_neg_inf(row + c0, c1 - c0);
+                } else {
+                    memcpy(row + c0, x + (sh + hl) * IW, sizeof(float) * (size_t)(c1 - c0));
+                    for (int64_t kh = hl + 1; kh < hh; kh++) vmax(row + c0, x + (sh + kh) * IW, c1 - c0);
+                }
+                if (S == 1) {
+                    memcpy(y, row, sizeof(float) * (size_t)OW);
+                    for (int64_t kw = 1; kw < KW; kw++) vmax(y, row + kw, OW);
+                    continue;
+                }
+                /* Stride 2: even columns to ph[0..], odd to ph[half..]; tap
+                 * kw of output ow is column 2ow + kw = phase kw & 1, index
+                 * ow + kw / 2. */
+                int64_t half = (pw + 1) / 2;
+                for (int64_t i = 0; i < pw; i++) ph[(i & 1) * half + (i >> 1)] = row[i];
+                memcpy(y, ph, sizeof(float) * (size_t)OW);
+                for (int64_t kw = 1; kw < KW; kw++) vmax(y, ph + (kw & 1) * half + (kw >> 1), OW);
+            }
+        }
+}
+
 static int maxpool_infer(op_ctx *c)
 {
     const xt *x = c->in[0];
@@ -283,7 +392,8 @@ static int maxpool_run(op_ctx *c)
             for (int a = POOL_MAX_SPATIAL - 1; a >= off; a--) { j.ist[a] = s; s *= g.in[a]; }
         }
     }
-    tp_parallel_for(c->pool, g.planes, plane_grain(&g), maxpool_fn(x->dtype), &j);
+    tp_fn fn = maxpool_fast_ok(&g, x->dtype, j.ind != NULL) ? maxpool_fast : maxpool_fn(x->dtype);
+    tp_parallel_for(c->pool, g.planes, plane_grain(&g), fn, &j);
     free(wt);
     return QK_OK;
 }
@@ -414,6 +524,41 @@ typedef struct {
 GLOBAL_FN(global_f32, float)
 GLOBAL_FN(global_f64, double)
 
+/* Sum of n floats in double lanes: as exact as the scalar double sum (the
+ * order differs), at vector speed. */
+#ifdef POOL_X86
+__attribute__((target("avx512f")))
+static double sum_f32_avx512(const float *x, int64_t n)
+{
+    __m512d a0 = _mm512_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a0 = _mm512_add_pd(a0, _mm512_cvtps_pd(_mm256_loadu_ps(x + i)));
+        a1 = _mm512_add_pd(a1, _mm512_cvtps_pd(_mm256_loadu_ps(x + i + 8)));
+        a2 = _mm512_add_pd(a2, _mm512_cvtps_pd(_mm256_loadu_ps(x + i + 16)));
+        a3 = _mm512_add_pd(a3, _mm512_cvtps_pd(_mm256_loadu_ps(x + i + 24)));
+    }
+    double s = _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(a0, a1), _mm512_add_pd(a2, a3)));
+    for (; i < n; i++) s += x[i];
+    return s;
+}
+#endif
+
+static void global_avg_f32(void *arg, int64_t p0, int64_t p1, int tid)
+{
+    const global_job *j = arg;
+#ifdef POOL_X86
+    if (op_isa_level() >= 2) {
+        for (int64_t p = p0; p < p1; p++)
+            ((float *)j->y)[p] = j->size ? (float)(sum_f32_avx512((const float *)j->x + p * j->size, j->size) /
+                                                   (double)j->size)
+                                         : 0.0f;
+        return;
+    }
+#endif
+    global_f32(arg, p0, p1, tid);
+}
+
 static int global_infer(op_ctx *c)
 {
     const xt *x = c->in[0];
@@ -436,7 +581,7 @@ static int global_run(op_ctx *c, int is_max)
     for (int i = 2; i < x->rank; i++) j.size *= x->dims[i];
     int64_t grain = j.size > 0 ? 65536 / j.size : 1;
     tp_parallel_for(c->pool, x->dims[0] * x->dims[1], grain < 1 ? 1 : grain,
-                    x->dtype == DT_FLOAT ? global_f32 : global_f64, &j);
+                    x->dtype == DT_FLOAT ? (is_max ? global_f32 : global_avg_f32) : global_f64, &j);
     return QK_OK;
 }
 

@@ -77,6 +77,7 @@ static int dt_class(int dt)
         typedef double T __attribute__((unused));                             \
         return (expr);                                                        \
     }                                                                         \
+    __attribute__((unused))                                                   \
     static void name##_f32(const float *restrict xs, float *restrict ys,      \
                            int64_t n, const uparams *pp)                      \
     {                                                                         \
@@ -100,6 +101,12 @@ FLOAT_FAMILY(clip, (x < (T)p->lo ? (T)p->lo : x) > (T)p->hi
                        ? (T)p->hi : (x < (T)p->lo ? (T)p->lo : x))
 /* Two branches so exp never overflows to inf/inf for large |x|. */
 FLOAT_FAMILY(sigmoid, x >= 0 ? (T)1 / ((T)1 + exp(-x)) : exp(x) / ((T)1 + exp(x)))
+/* float32 Sigmoid runs the vectorized version (common.c): EfficientNet-type
+ * networks call it on every activation, where scalar expf dominated. */
+static void sigmoid_vec_f32(const float *restrict xs, float *restrict ys, int64_t n, const uparams *pp)
+{
+    vec_sigmoid(xs, ys, n);
+}
 FLOAT_FAMILY(tanh, tanh(x))
 /* Comparisons rather than fmax/fmin: their NaN rules keep the compiler from
  * using vector min/max instructions. */
@@ -351,7 +358,7 @@ static int infer_bool(op_ctx *c) { return infer_like(c, DT_BOOL); }
     X(Relu,            relu_f32,            relu_f64,            relu_i64, FLT | SGN,   same, NULL) \
     X(LeakyRelu,       leakyrelu_f32,       leakyrelu_f64,       NULL,     FLT,         same, leakyrelu_attrs) \
     X(Clip,            clip_f32,            clip_f64,            clip_i64, FLT | INT,   same, clip_attrs) \
-    X(Sigmoid,         sigmoid_f32,         sigmoid_f64,         NULL,     FLT,         same, NULL) \
+    X(Sigmoid,         sigmoid_vec_f32,       sigmoid_f64,         NULL,     FLT,         same, NULL) \
     X(Tanh,            tanh_f32,            tanh_f64,            NULL,     FLT,         same, NULL) \
     X(HardSigmoid,     hardsigmoid_f32,     hardsigmoid_f64,     NULL,     FLT,         same, hardsigmoid_attrs) \
     X(HardSwish,       hardswish_f32,       hardswish_f64,       NULL,     FLT,         same, NULL) \

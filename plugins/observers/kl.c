@@ -8,8 +8,8 @@
  *
  * Values are histogrammed as |x| (one histogram per channel, histogram.h:
  * it grows with the data and merges exactly).  With L quantization levels,
- * every bin edge i >= L, up to the last non-empty bin, is a candidate
- * t = i * bin width:
+ * every bin edge i from first + L up to the last non-empty bin is a
+ * candidate t = i * bin width, `first` being the first non-empty bin:
  *   P = bins [0, i), with everything beyond (the clipped outliers) added to
  *       bin i-1, because clipping maps them onto the top level;
  *   Q = bins [0, i) merged into L groups of (almost) equal width, each
@@ -33,8 +33,15 @@
  *     each side is clipped at t but never extended past what was observed:
  *     [max(min, -t), min(max, t)].  The host widens the result to include
  *     0, so a side that never reached t keeps its observed extent.
- * When there are no more non-empty bins than levels, clipping cannot help
- * and t is the largest |x| seen.  t never exceeds the largest |x| seen. */
+ * TensorRT starts at i = L; it can, because its activations reach down to
+ * 0.  Values that stay away from 0 (|x| in [2, 6], say) leave the low bins
+ * empty, and a threshold just above the first values would then look
+ * perfect: P and Q both put almost everything in the one top bin.  Starting
+ * L bins past the first non-empty one gives every candidate at least L bins
+ * of data to quantize, which rules that degenerate case out and is
+ * TensorRT's rule when values reach 0.  When the data spans no more than L
+ * bins, clipping cannot help and t is the largest |x| seen.  t never exceeds
+ * the largest |x| seen. */
 #include <math.h>
 #include <quantkit/quantkit.h>
 #include "histogram.h"
@@ -154,9 +161,11 @@ static double divergence(const prefix *s, int64_t i, int64_t levels, double tota
  * quantization levels.  Only allocation can fail. */
 static int threshold(const qk_host *host, const histogram *h, int64_t bins, int64_t levels, double *t)
 {
-    int64_t used = histogram_used(h, bins);
+    int64_t used = histogram_used(h, bins), first = 0;
+    while (first < used && !(h->count[first] > 0))
+        first++;
     *t = h->hi;
-    if (used <= levels)
+    if (used - first <= levels)
         return QK_OK;
     prefix s;
     s.count = host->mem->alloc(3 * (size_t)(used + 1) * sizeof(double));
@@ -172,7 +181,7 @@ static int threshold(const qk_host *host, const histogram *h, int64_t bins, int6
     }
     int64_t best = used;
     double best_kl = INFINITY;
-    for (int64_t i = levels; i <= used; i++) {
+    for (int64_t i = first + levels; i <= used; i++) {
         double d = divergence(&s, i, levels, h->total);
         if (d <= best_kl) {
             best_kl = d;

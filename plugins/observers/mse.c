@@ -26,15 +26,16 @@
  *   symmetric:  |x| is histogrammed and t searched; the range is [-t, t].
  *   asymmetric: x is histogrammed; starting from the observed [min, max]
  *               (widened to include 0), hi is searched with lo fixed, then
- *               lo with hi fixed, three rounds (coordinate descent: the
- *               two ends interact only through the shared step).  A side
+ *               lo with hi fixed, up to three rounds (coordinate descent:
+ *               the two ends interact only through the shared step).  A side
  *               without values stays at 0. */
 #include <math.h>
 #include <quantkit/quantkit.h>
 #include "histogram.h"
 
-/* Coordinate-descent rounds of the asymmetric search: the ends barely move
- * after the second. */
+/* At most this many coordinate-descent rounds in the asymmetric search
+ * (it stops early at a fixed point): the ends barely move after the
+ * second. */
 #define ASYMMETRIC_ROUNDS 3
 
 typedef struct mse {
@@ -154,24 +155,47 @@ static double error_at(const grid *g, double v)
     return (v - q) * (v - q);
 }
 
-/* Expected total squared error of quantizing h's values with g. */
-static double expected_error(const histogram *h, int64_t bins, const grid *g)
+/* The values of one non-empty bin: `count` of them, taken as spread evenly
+ * over [from, to] (the bin clamped to the observed extremes). */
+typedef struct mass {
+    double from, to, count;
+} mass;
+
+/* Expected total squared error of quantizing the masses with g. */
+static double expected_error(const mass *m, int64_t n, const grid *g)
 {
     double sum = 0;
-    for (int64_t j = 0; j < bins; j++) {
-        double n = h->count[j];
-        if (!(n > 0))
-            continue;
-        /* The values of a bin lie within the observed extremes. */
-        double a = histogram_edge(h, j), b = histogram_edge(h, j + 1);
-        a = a < h->lo ? h->lo : a;
-        b = b > h->hi ? h->hi : b;
-        if (b > a)
-            sum += n * (error_integral(g, b) - error_integral(g, a)) / (b - a);
+    for (int64_t i = 0; i < n; i++) {
+        if (m[i].to > m[i].from)
+            sum += m[i].count * (error_integral(g, m[i].to) - error_integral(g, m[i].from)) / (m[i].to - m[i].from);
         else
-            sum += n * error_at(g, a);
+            sum += m[i].count * error_at(g, m[i].from);
     }
     return sum;
+}
+
+/* The non-empty bins of h as masses (host memory, n entries); the search
+ * evaluates hundreds of candidates, and weights per channel leave most bins
+ * empty.  NULL when out of memory. */
+static mass *masses_of(const qk_host *host, const histogram *h, int64_t bins, int64_t *n)
+{
+    int64_t used = 0;
+    for (int64_t j = 0; j < bins; j++)
+        used += h->count[j] > 0;
+    mass *m = host->mem->alloc((size_t)(used ? used : 1) * sizeof *m);
+    if (!m)
+        return NULL;
+    *n = 0;
+    for (int64_t j = 0; j < bins; j++) {
+        if (!(h->count[j] > 0))
+            continue;
+        double a = histogram_edge(h, j), b = histogram_edge(h, j + 1);
+        m[*n].from = a < h->lo ? h->lo : a;
+        m[*n].to = b > h->hi ? h->hi : b;
+        m[*n].count = h->count[j];
+        (*n)++;
+    }
+    return m;
 }
 
 /* The host's grid for the range [lo, hi] (lo <= 0 <= hi, not both 0). */
@@ -195,25 +219,32 @@ static grid grid_for(const mse *m, double lo, double hi)
 /* Which end of the range a one-dimensional search moves. */
 enum { MOVE_HI, MOVE_LO };
 
+/* The values of one channel, and the quantizer's integer range. */
+typedef struct problem {
+    const mse *m;
+    const mass *masses;
+    int64_t n;
+} problem;
+
 /* Expected error of the range [lo, hi] with the `end` replaced by v. */
-static double cost(const mse *m, const histogram *h, int end, double lo, double hi, double v)
+static double cost(const problem *p, int end, double lo, double hi, double v)
 {
-    grid g = end == MOVE_HI ? grid_for(m, lo, v) : grid_for(m, v, hi);
-    return expected_error(h, m->hist.bins, &g);
+    grid g = end == MOVE_HI ? grid_for(p->m, lo, v) : grid_for(p->m, v, hi);
+    return expected_error(p->masses, p->n, &g);
 }
 
 /* Searches the moving end over (0, extent] (its magnitude; the LO end is
  * negated) in two levels, as described at the top; returns the best
  * magnitude.  The other end stays at lo or hi. */
-static double search(const mse *m, const histogram *h, int end, double lo, double hi, double extent)
+static double search(const problem *p, int end, double lo, double hi, double extent)
 {
     double sign = end == MOVE_HI ? 1 : -1;
-    double best = extent, best_cost = cost(m, h, end, lo, hi, sign * extent);
-    int64_t steps = m->steps;
+    double best = extent, best_cost = cost(p, end, lo, hi, sign * extent);
+    int64_t steps = p->m->steps;
     int64_t best_k = steps;
     for (int64_t k = 1; k < steps; k++) {
         double v = extent * (double)k / (double)steps;
-        double c = cost(m, h, end, lo, hi, sign * v);
+        double c = cost(p, end, lo, hi, sign * v);
         if (c < best_cost) {
             best_cost = c;
             best = v;
@@ -224,7 +255,7 @@ static double search(const mse *m, const histogram *h, int end, double lo, doubl
     double to = best_k < steps ? extent * (double)(best_k + 1) / (double)steps : extent;
     for (int64_t k = 1; k < steps; k++) {
         double v = from + (to - from) * (double)k / (double)steps;
-        double c = cost(m, h, end, lo, hi, sign * v);
+        double c = cost(p, end, lo, hi, sign * v);
         if (c < best_cost) {
             best_cost = c;
             best = v;
@@ -241,21 +272,30 @@ static int mse_range(void *state, int64_t channels, float *lo, float *hi)
         return st;
     for (int64_t c = 0; c < channels; c++) {
         const histogram *h = &m->hist.h[c];
+        problem p = {m, NULL, 0};
+        mass *masses = masses_of(m->host, h, m->hist.bins, &p.n);
+        if (!masses)
+            return m->host->log->error(m->host, QK_ENOMEM, "out of memory");
+        p.masses = masses;
         if (m->symmetric) {
-            double t = h->hi > 0 ? search(m, h, MOVE_HI, 0, h->hi, h->hi) : 0;
+            double t = h->hi > 0 ? search(&p, MOVE_HI, 0, h->hi, h->hi) : 0;
             lo[c] = (float)-t;
             hi[c] = (float)t;
-            continue;
+        } else {
+            double l = fmin(h->lo, 0), u = fmax(h->hi, 0);
+            for (int round = 0; round < ASYMMETRIC_ROUNDS; round++) {
+                double was_l = l, was_u = u;
+                if (u > 0)
+                    u = search(&p, MOVE_HI, l, u, fmax(h->hi, 0));
+                if (l < 0)
+                    l = -search(&p, MOVE_LO, l, u, -fmin(h->lo, 0));
+                if (l == was_l && u == was_u)
+                    break;   /* a fixed point: another round would repeat this one */
+            }
+            lo[c] = (float)l;
+            hi[c] = (float)u;
         }
-        double l = fmin(h->lo, 0), u = fmax(h->hi, 0);
-        for (int round = 0; round < ASYMMETRIC_ROUNDS; round++) {
-            if (u > 0)
-                u = search(m, h, MOVE_HI, l, u, fmax(h->hi, 0));
-            if (l < 0)
-                l = -search(m, h, MOVE_LO, l, u, -fmin(h->lo, 0));
-        }
-        lo[c] = (float)l;
-        hi[c] = (float)u;
+        m->host->mem->free(masses);
     }
     return QK_OK;
 }

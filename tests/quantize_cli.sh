@@ -56,6 +56,18 @@ for obs in minmax moving_average percentile kl mse; do
     done
 done
 
+# The other trained networks, W8A8 minmax: within 0.5 point too.
+config other minmax 8
+for spec in digits_mbv2:digits_calib:digits_test_x:digits_test_y cancer_mlp:cancer_calib:cancer_test_x:cancer_test_y; do
+    IFS=: read -r net cal tx ty <<<"$spec"
+    ft=$("$qk" eval "$data/$net.onnx" --data "$data/$tx.npy" --labels "$data/$ty.npy" | top1)
+    if "$qk" quantize "$data/$net.onnx" -c "$tmp/other.yaml" --calib "$data/$cal.npy" -o "$tmp/$net.onnx" -q \
+            >/dev/null 2>"$tmp/q.err" &&
+       got=$("$qk" eval "$tmp/$net.onnx" --data "$data/$tx.npy" --labels "$data/$ty.npy" --reference "$data/$net.onnx") &&
+       t=$(echo "$got" | top1) && [ -n "$t" ] && within "$t" "$ft" 0.5; then ok "$net W8A8 minmax: $got (float $ft)"
+    else bad "$net W8A8 minmax: ${got:-$(cat "$tmp/q.err")} (float $ft)"; fi
+done
+
 # Record round trip: same scales, same model, no calibration data needed.
 config rec minmax 8
 if "$qk" quantize "$model" -c "$tmp/rec.yaml" --calib "$calib" -o "$tmp/a.onnx" --record "$tmp/rec.rec.yaml" \

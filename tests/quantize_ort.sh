@@ -98,6 +98,15 @@ for w in w8 w4; do
     fi
 done
 
+# Two more networks trained on real data (tools/make_extra_models.py).
+for spec in digits_mbv2:digits_calib:digits_test_x cancer_mlp:cancer_calib:cancer_test_x; do
+    IFS=: read -r net cal tx <<<"$spec"
+    q="$tmp/$net.onnx"
+    if "$qk" quantize "$data/$net.onnx" -c "$tmp/w8.yaml" --calib "$data/$cal.npy" -o "$q" --report "$tmp/$net.json" \
+            -q >/dev/null 2>"$tmp/err"; then agree "$net w8a8" "$q" "$data/$tx.npy" "$tmp/$net.json"
+    else bad "$net: quantize failed: $(cat "$tmp/err")"; fi
+done
+
 for net in resnet_small mobilenet_v2 transformer; do
     q="$tmp/$net.onnx"
     if ! "$qk" quantize "$data/nets/$net.onnx" -c "$tmp/w8.yaml" --calib "$data/nets/${net}_input.npy" -o "$q" \

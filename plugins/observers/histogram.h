@@ -35,9 +35,9 @@ typedef struct histogram {
     double first;       /* grid index of bin 0 (an integer, may be negative) */
     double *count;      /* `bins` entries; counts are whole numbers */
     double total;       /* sum of count */
-    double lo, hi;      /* extremes of the histogrammed values (|x| when absolute) */
-    float min, max;     /* extremes of the raw values x */
-                        /* (all four are meaningful once total > 0) */
+    /* Extremes, meaningful once total > 0: */
+    double lo, hi;      /* of the histogrammed values (|x| when absolute) */
+    float min, max;     /* of the raw values x */
 } histogram;
 
 /* One histogram per channel of a tensor (one in all for per-tensor). */

@@ -858,41 +858,40 @@ START_TEST(test_bad_tensors_are_refused)
 }
 END_TEST
 
+/* One test case of the suite, with the registry fixture; a timeout of 0
+ * keeps Check's default. */
+static TCase *add_case(Suite *s, const char *name, int timeout)
+{
+    TCase *tc = tcase_create(name);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    if (timeout)
+        tcase_set_timeout(tc, timeout);
+    suite_add_tcase(s, tc);
+    return tc;
+}
+
 int main(void)
 {
     Suite *s = suite_create("observers");
-    TCase *tc = tcase_create("percentile");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 120);
+    TCase *tc = add_case(s, "percentile", 120);
     tcase_add_test(tc, test_percentile_of_uniform_data);
     tcase_add_test(tc, test_percentile_of_normal_data_ignores_outliers);
     tcase_add_test(tc, test_histogram_grows_across_batches);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("moving_average");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tc = add_case(s, "moving_average", 0);
     tcase_add_test(tc, test_moving_average_damps_one_outlier);
     tcase_add_test(tc, test_moving_average_merge_weights_by_batch_count);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("kl");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 120);
+    tc = add_case(s, "kl", 120);
     tcase_add_test(tc, test_kl_clips_heavy_tail);
     tcase_add_test(tc, test_kl_keeps_uniform_range);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("mse");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 300);
+    tc = add_case(s, "mse", 300);
     tcase_add_test(tc, test_mse_clips_heavy_tail);
     tcase_add_test(tc, test_mse_asymmetric_search_matches_brute_force);
     tcase_add_test(tc, test_mse_keeps_uniform_range);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("common");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 300);
+    tc = add_case(s, "common", 300);
     tcase_add_test(tc, test_symmetric_and_asymmetric_ranges);
     tcase_add_test(tc, test_per_channel_ranges_differ);
     tcase_add_test(tc, test_merge_of_shards_equals_one_run);
@@ -900,7 +899,6 @@ int main(void)
     tcase_add_test(tc, test_range_before_observing_fails);
     tcase_add_test(tc, test_non_finite_values_are_skipped);
     tcase_add_test(tc, test_bad_tensors_are_refused);
-    suite_add_tcase(s, tc);
 
     SRunner *r = srunner_create(s);
     srunner_run_all(r, CK_NORMAL);

@@ -19,58 +19,15 @@
  * its min is exactly 0 and its max is absent or >= 0: any such bound ends up
  * inside the range of the point after it, so ReLU6 and ReLU-N alike fuse.
  * Clip-6 carries min/max as attributes, Clip-11+ as optional constant inputs
- * (a non-constant bound is not fused). */
-#include <math.h>
-#include <stddef.h>
+ * (a non-constant bound is not fused); the test is in activation_match.h,
+ * shared with conv_add_relu. */
 #include <string.h>
 #include <quantkit/quantkit.h>
+#include "activation_match.h"
 
 static int is_producer(const char *op)
 {
     return !strcmp(op, "Conv") || !strcmp(op, "ConvTranspose") || !strcmp(op, "Gemm") || !strcmp(op, "MatMul");
-}
-
-/* Value of a Clip bound: input slot `slot` when present (must be a constant
- * float scalar), else the Clip-6 attribute.  Returns 0 and stores the bound
- * (def when absent), or -1 when the bound is not a known constant. */
-static int clip_bound(const qk_host *h, qk_graph *g, int node, int slot, const char *attr, double def, double *out)
-{
-    const qk_graph_api *ga = h->graph;
-    int v = ga->node_n_inputs(g, node) > slot ? ga->node_input(g, node, slot) : -1;
-    if (v < 0) {
-        *out = ga->attr_float(g, node, attr, def);
-        return 0;
-    }
-    if (!ga->value_is_constant(g, v)) return -1;
-    const qk_tensor *t = ga->value_tensor(g, v);
-    if (!t || h->tensor->dtype(t) != QK_DTYPE_FLOAT || h->tensor->numel(t) != 1) return -1;
-    *out = *(const float *)h->tensor->data(t);
-    return 0;
-}
-
-/* True when node is a Relu or a Clip acting as one (min 0, max >= 0). */
-static int is_relu(const qk_host *h, qk_graph *g, int node)
-{
-    const char *op = h->graph->node_op(g, node);
-    if (!strcmp(op, "Relu")) return 1;
-    if (strcmp(op, "Clip")) return 0;
-    double lo, hi;
-    if (clip_bound(h, g, node, 1, "min", -INFINITY, &lo) || clip_bound(h, g, node, 2, "max", INFINITY, &hi)) return 0;
-    return lo == 0.0 && hi >= 0.0;
-}
-
-/* The one live node reading value v, or -1 when there is not exactly one
- * reading slot (a node reading v twice is not a Relu anyway). */
-static int only_reader(const qk_graph_api *ga, qk_graph *g, int v)
-{
-    if (ga->value_n_consumers(g, v) != 1) return -1;
-    int n = ga->node_count(g);
-    for (int i = 0; i < n; i++) {
-        if (ga->node_dead(g, i)) continue;
-        for (int k = 0; k < ga->node_n_inputs(g, i); k++)
-            if (ga->node_input(g, i, k) == v) return i;
-    }
-    return -1;
 }
 
 /* Marks node's output fused when it starts a Conv+Relu group; returns 1
@@ -83,9 +40,9 @@ static int group(const qk_host *h, qk_graph *g, int node)
     if (y < 0 || ga->value_is_output(g, y) || ga->value_is_constant(g, y) || ga->value_fused(g, y)) return 0;
     const qk_tensor *t = ga->value_tensor(g, y);
     if (!t || h->tensor->dtype(t) != QK_DTYPE_FLOAT) return 0;
-    int act = only_reader(ga, g, y);
+    int act = activation_only_reader(ga, g, y);
     /* Only the data input: a Relu reading y as a Clip bound is no group. */
-    if (act < 0 || ga->node_input(g, act, 0) != y || !is_relu(h, g, act)) return 0;
+    if (act < 0 || ga->node_input(g, act, 0) != y || !activation_is_relu(h, g, act)) return 0;
     int rc = ga->mark_fused(g, y);
     return rc < 0 ? rc : 1;
 }
@@ -96,11 +53,7 @@ static int conv_relu_apply(const qk_host *h, qk_graph *g, const qk_params *args,
     *count = 0;
     int rc = h->params->check_keys(args, allowed, "args of fusion `conv_relu`");
     if (rc < 0) return rc;
-    /* mark_fused and value_fused arrived in ABI 1.1: never call past the
-     * end of an older host's table. */
-    if (h->graph->size < offsetof(qk_graph_api, value_fused) + sizeof h->graph->value_fused)
-        return h->log->error(h, QK_ENOTSUP, "needs graph->mark_fused (quantkit ABI 1.1); the host has ABI %d.%d",
-                             h->abi_major, h->abi_minor);
+    if ((rc = activation_host_can_fuse(h)) < 0) return rc;
     int n = h->graph->node_count(g);
     for (int i = 0; i < n; i++) {
         if (h->graph->node_dead(g, i) || !is_producer(h->graph->node_op(g, i))) continue;

@@ -25,6 +25,7 @@
 #include <math.h>
 #include <string.h>
 #include <quantkit/quantkit.h>
+#include "layout.h"
 
 /* The largest `bins` an observer accepts: 16 Mi doubles per channel is
  * already 128 MiB; more is a typo, not a wish. */
@@ -176,10 +177,7 @@ static inline int histogram_set_channels(histogram_set *s, int64_t channels)
 {
     const qk_host *host = s->host;
     if (s->channels)
-        return s->channels == channels
-                   ? QK_OK
-                   : host->log->error(host, QK_EINVAL, "channel count changed from %lld to %lld between batches",
-                                      (long long)s->channels, (long long)channels);
+        return layout_same_channels(host, s->channels, channels);
     s->h = host->mem->calloc((size_t)channels, sizeof *s->h);
     if (!s->h)
         return host->log->error(host, QK_ENOMEM, "out of memory");
@@ -202,61 +200,23 @@ static inline int histogram_set_channels(histogram_set *s, int64_t channels)
 static inline int histogram_set_observe(histogram_set *s, const qk_tensor *t)
 {
     const qk_host *host = s->host;
-    const qk_tensor_api *ta = host->tensor;
-    if (ta->dtype(t) != QK_DTYPE_FLOAT)
-        return host->log->error(host, QK_ENOTSUP, "tensor '%s': only float tensors can be observed (dtype %d)",
-                                ta->name(t), (int)ta->dtype(t));
-    int rank = ta->rank(t);
-    int64_t numel = ta->numel(t);
-    const float *x = ta->data(t);
-    if (rank < 0 || numel < 0)
-        return host->log->error(host, QK_EINVAL, "tensor '%s': shape not known", ta->name(t));
-    if (numel && !x)
-        return host->log->error(host, QK_EINVAL, "tensor '%s': no data to observe", ta->name(t));
-    /* Per tensor is one channel spanning everything: outer = 1, inner = numel. */
-    int64_t outer = 1, channels = 1, inner = numel;
-    if (s->per_channel) {
-        int axis = s->axis < 0 ? s->axis + rank : s->axis;
-        if (axis < 0 || axis >= rank)
-            return host->log->error(host, QK_EINVAL, "tensor '%s': channel axis %d out of range for rank %d",
-                                    ta->name(t), s->axis, rank);
-        channels = ta->dim(t, axis);
-        inner = 1;
-        for (int i = 0; i < rank; i++) {
-            if (i < axis)
-                outer *= ta->dim(t, i);
-            else if (i > axis)
-                inner *= ta->dim(t, i);
-        }
-        if (channels <= 0)
-            return host->log->error(host, QK_EINVAL, "tensor '%s': channel axis %d has no channels", ta->name(t),
-                                    axis);
-    }
-    int st = histogram_set_channels(s, channels);
-    if (st)
+    layout l;
+    int st = layout_of(host, t, s->per_channel, s->axis, &l);
+    if (!st)
+        st = histogram_set_channels(s, l.channels);
+    if (st || !l.numel)
         return st;
-    if (!numel)
-        return QK_OK;
-    for (int64_t c = 0; c < channels; c++) {
-        double lo = INFINITY, hi = -INFINITY;
-        for (int64_t o = 0; o < outer; o++) {
-            const float *p = x + (o * channels + c) * inner;
-            for (int64_t i = 0; i < inner; i++) {
-                if (!isfinite(p[i]))
-                    continue;
-                double v = s->absolute ? fabs((double)p[i]) : (double)p[i];
-                lo = v < lo ? v : lo;
-                hi = v > hi ? v : hi;
-            }
-        }
+    for (int64_t c = 0; c < l.channels; c++) {
+        double lo, hi;
+        layout_extremes(&l, c, s->absolute, &lo, &hi);
         if (lo > hi)
             continue;   /* nothing finite in this channel of this batch */
         if (histogram_cover(host, &s->h[c], s->bins, lo, hi, 0.0))
             return host->log->error(host, QK_ENOMEM, "out of memory");
     }
-    for (int64_t o = 0; o < outer; o++)
-        for (int64_t c = 0; c < channels; c++)
-            histogram_add(&s->h[c], s->absolute, s->bins, x + (o * channels + c) * inner, inner);
+    for (int64_t o = 0; o < l.outer; o++)
+        for (int64_t c = 0; c < l.channels; c++)
+            histogram_add(&s->h[c], s->absolute, s->bins, layout_run(&l, o, c), l.inner);
     s->batches++;
     return QK_OK;
 }
@@ -300,13 +260,9 @@ static inline int histogram_set_merge(histogram_set *s, const histogram_set *oth
 static inline int histogram_set_ready(const histogram_set *s, int64_t channels)
 {
     const qk_host *host = s->host;
-    if (!s->batches)
-        return host->log->error(host, QK_EINVAL,
-                                "range requested before any value was observed (no calibration batch reached "
-                                "this tensor)");
-    if (channels != s->channels)
-        return host->log->error(host, QK_EINVAL, "range asked for %lld channels, %lld were observed",
-                                (long long)channels, (long long)s->channels);
+    int st = layout_range_check(host, s->batches, s->channels, channels);
+    if (st)
+        return st;
     for (int64_t c = 0; c < channels; c++)
         if (!(s->h[c].total > 0))
             return host->log->error(host, QK_EINVAL, "channel %lld held no finite value", (long long)c);

@@ -10,6 +10,7 @@
  * them anyway.  Takes no observer_args. */
 #include <math.h>
 #include <quantkit/quantkit.h>
+#include "layout.h"
 
 typedef struct minmax {
     const qk_host *host;
@@ -55,10 +56,7 @@ static int set_channels(minmax *m, int64_t channels)
 {
     const qk_host *host = m->host;
     if (m->channels)
-        return m->channels == channels
-                   ? QK_OK
-                   : host->log->error(host, QK_EINVAL, "channel count changed from %lld to %lld between batches",
-                                      (long long)m->channels, (long long)channels);
+        return layout_same_channels(host, m->channels, channels);
     m->lo = host->mem->alloc((size_t)channels * sizeof *m->lo);
     m->hi = host->mem->alloc((size_t)channels * sizeof *m->hi);
     if (!m->lo || !m->hi) {
@@ -79,55 +77,18 @@ static int minmax_observe(void *state, const qk_tensor *t)
 {
     minmax *m = state;
     const qk_host *host = m->host;
-    const qk_tensor_api *ta = host->tensor;
-    if (ta->dtype(t) != QK_DTYPE_FLOAT)
-        return host->log->error(host, QK_ENOTSUP, "tensor '%s': only float tensors can be observed (dtype %d)",
-                                ta->name(t), (int)ta->dtype(t));
-    int rank = ta->rank(t);
-    int64_t numel = ta->numel(t);
-    const float *x = ta->data(t);
-    if (rank < 0 || numel < 0)
-        return host->log->error(host, QK_EINVAL, "tensor '%s': shape not known", ta->name(t));
-    if (numel && !x)
-        return host->log->error(host, QK_EINVAL, "tensor '%s': no data to observe", ta->name(t));
-    /* Per tensor is one channel spanning everything: outer = 1, inner = numel. */
-    int64_t outer = 1, channels = 1, inner = numel;
-    if (m->per_channel) {
-        int axis = m->axis < 0 ? m->axis + rank : m->axis;
-        if (axis < 0 || axis >= rank)
-            return host->log->error(host, QK_EINVAL, "tensor '%s': channel axis %d out of range for rank %d",
-                                    ta->name(t), m->axis, rank);
-        channels = ta->dim(t, axis);
-        inner = 1;
-        for (int i = 0; i < rank; i++) {
-            if (i < axis)
-                outer *= ta->dim(t, i);
-            else if (i > axis)
-                inner *= ta->dim(t, i);
-        }
-        if (channels <= 0)
-            return host->log->error(host, QK_EINVAL, "tensor '%s': channel axis %d has no channels", ta->name(t),
-                                    axis);
-    }
-    int st = set_channels(m, channels);
-    if (st)
+    layout l;
+    int st = layout_of(host, t, m->per_channel, m->axis, &l);
+    if (!st)
+        st = set_channels(m, l.channels);
+    if (st || !l.numel)
         return st;
-    if (!numel)
-        return QK_OK;
-    for (int64_t o = 0; o < outer; o++) {
-        for (int64_t c = 0; c < channels; c++) {
-            const float *p = x + (o * channels + c) * inner;
-            float lo = m->lo[c], hi = m->hi[c];
-            for (int64_t i = 0; i < inner; i++) {
-                float v = p[i];
-                if (!isfinite(v))
-                    continue;
-                lo = v < lo ? v : lo;
-                hi = v > hi ? v : hi;
-            }
-            m->lo[c] = lo;
-            m->hi[c] = hi;
-        }
+    for (int64_t c = 0; c < l.channels; c++) {
+        double lo, hi;
+        layout_extremes(&l, c, 0, &lo, &hi);
+        /* Exact: lo and hi are floats widened to double. */
+        m->lo[c] = (float)lo < m->lo[c] ? (float)lo : m->lo[c];
+        m->hi[c] = (float)hi > m->hi[c] ? (float)hi : m->hi[c];
     }
     m->batches++;
     return QK_OK;
@@ -157,13 +118,9 @@ static int minmax_range(void *state, int64_t channels, float *lo, float *hi)
 {
     minmax *m = state;
     const qk_host *host = m->host;
-    if (!m->batches)
-        return host->log->error(host, QK_EINVAL,
-                                "range requested before any value was observed (no calibration batch reached "
-                                "this tensor)");
-    if (channels != m->channels)
-        return host->log->error(host, QK_EINVAL, "range asked for %lld channels, %lld were observed",
-                                (long long)channels, (long long)m->channels);
+    int st = layout_range_check(host, m->batches, m->channels, channels);
+    if (st)
+        return st;
     for (int64_t c = 0; c < channels; c++) {
         if (m->lo[c] > m->hi[c])
             return host->log->error(host, QK_EINVAL, "channel %lld held no finite value", (long long)c);

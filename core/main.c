@@ -13,6 +13,7 @@ static const char usage[] =
     "  bench    MODEL.onnx --data X.npy --batch N [--threads T] [--iters K]\n"
     "  quantize MODEL.onnx -c CONFIG.yaml --calib DATA [--calib ...] -o OUT.onnx\n"
     "           [--record REC.yaml] [--from-record REC.yaml] [--report REPORT.json] [--html REPORT.html]\n"
+    "           [--threads T] [--quiet]\n"
     "  plan     MODEL.onnx -c CONFIG.yaml [--json]   (which observer/quantizer/bits apply where, and why)\n"
     "  plugins  [--json] [--plugin-path DIR ...]   (every plugin found: kind, name, version, file)\n"
     "DATA: FILE.npy (first axis = samples), NAME=FILE.npy, or a folder of ONNX TensorProto .pb files\n";

@@ -182,6 +182,13 @@ int calib_run(calibrator *c, executor *e, const data_set *ds, int64_t batch, int
     int tty = isatty(2), rc = QK_OK;
     double t0 = now_s();
     exec_set_observer(e, observe_value, c);
+    /* Only planned values need to exist as tensors: the executor may fuse
+     * through the rest (Conv -> Relu inside a fused group, say). */
+    char *want = malloc((size_t)c->g->n_values + 1);
+    if (want) {
+        for (int v = 0; v < c->g->n_values; v++) want[v] = c->slot_of_value[v] >= 0;
+        exec_set_observed(e, want);
+    }
     for (int64_t s = 0; s < total && rc == QK_OK; s += batch) {
         int64_t cnt = total - s < batch ? total - s : batch;
         for (int i = 0; i < ds->n && rc == QK_OK; i++) {
@@ -202,6 +209,8 @@ int calib_run(calibrator *c, executor *e, const data_set *ds, int64_t batch, int
         if (tty) progress(c->batches, n_batches, c->images, now_s() - t0);
     }
     exec_set_observer(e, NULL, NULL);
+    exec_set_observed(e, NULL);
+    free(want);
     c->seconds += now_s() - t0;
     free(in);
     free(outs);

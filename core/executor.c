@@ -3,12 +3,44 @@
  * Shapes are inferred again for the actual inputs right before each kernel,
  * so one planned executor serves every batch size.  Intermediate buffers
  * come from a pool owned by the executor and go back to it after their last
- * reader ran, so steady-state inference does not call malloc. */
+ * reader ran, so steady-state inference does not call malloc.
+ *
+ * exec_new also does the work that does not depend on the inputs: ops with
+ * an op_prep row (Conv) prepare their constant inputs once (packed
+ * weights), and chains that a kernel can finish in its epilogue are found:
+ *
+ *   Conv -> Relu | Clip          Conv -> Add(residual) [-> Relu | Clip]
+ *   Conv -> Sigmoid, Mul(conv, sigmoid)   (SiLU)
+ *
+ * where every intermediate value has that one reader and is no graph
+ * output, and the residual is computed before the Conv.  When no observer
+ * is set, the Conv writes the chain's last value directly and the other
+ * nodes are skipped, so the intermediates are never stored.  With an
+ * observer every node runs on its own, so calibration sees every value as
+ * before fusion existed -- unless exec_set_observed() says which values it
+ * wants, when chains with unwanted intermediates stay fused.  A residual
+ * whose run-time shape differs from the Conv's output (broadcasting Add)
+ * also runs the chain unfused.
+ *
+ * At batch > 1 without an observer, the leading layers with large
+ * activations and small weights run one sample at a time ("sample passes",
+ * see plan_samples), so their outputs stay in cache. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include "executor.h"
+
+/* A chain whose head (a Conv) applies the rest in its epilogue. */
+typedef struct fusion {
+    int n_members;        /* nodes skipped when fused (0: no chain) */
+    int members[3];
+    int n_inter, inter[3];  /* values never stored when fused */
+    int final;            /* the value the fused head writes */
+    int residual;         /* value added, or -1 */
+    op_epilogue epi;      /* residual filled in at run time */
+} fusion;
 
 typedef struct buffer {
     void *p;
@@ -27,6 +59,15 @@ struct executor {
     int n_bufs, cap_bufs;
     exec_observe_fn observe;
     void *observe_arg;
+    const char *want;     /* per value: the observer needs it (NULL: all) */
+    void **state;         /* per node: op_prep state, or NULL */
+    const op_prep **prep; /* per node: its op's hooks, or NULL */
+    fusion *fus;          /* per node */
+    char *fused_skip;     /* per node, this run: done by a fused head */
+    int sb_cut;           /* nodes [0, sb_cut) run sample by sample (0: none) */
+    char *crossing;       /* per value: made in that prefix, read after it */
+    int *sb_buf;          /* per value: its whole-batch buffer in a run */
+    int64_t sb_n, sb_s;   /* in a sample pass: batch size, current sample */
     double *prof;         /* QK_PROFILE set: seconds per node over all runs */
     double *prof_flops;   /* ... and Conv/Gemm flops per node over all runs */
     int prof_runs;
@@ -48,6 +89,9 @@ static void prof_print(const executor *e)
     double total = 0;
     for (int i = 0; i < g->n_nodes; i++) total += e->prof[i];
     fprintf(stderr, "profile: %d runs, %.3f ms per run\n", e->prof_runs, 1e3 * total / runs);
+    if (e->sb_cut > 0)
+        fprintf(stderr, "profile: batches run sample by sample up to node %d of %d ('%s')\n", e->sb_cut, g->n_nodes,
+                node_name(&g->nodes[e->sb_cut - 1]));
     char *done = calloc((size_t)g->n_nodes + 1, 1);
     if (!done) return;
     for (int i = 0; i < g->n_nodes; i++) {
@@ -114,6 +158,283 @@ static int acquire(executor *e, size_t bytes)
     return best;
 }
 
+
+/* The readers of each value: nodes (not folded) plus graph outputs. */
+static int *count_readers(const executor *e)
+{
+    const ir_graph *g = e->g;
+    int *r = calloc((size_t)g->n_values + 1, sizeof(int));
+    if (!r) return NULL;
+    for (int i = 0; i < g->n_nodes; i++) {
+        if (e->skip[i]) continue;
+        const ir_node *n = &g->nodes[i];
+        for (int k = 0; k < n->n_in; k++)
+            if (n->in[k] >= 0) r[n->in[k]]++;
+    }
+    for (int o = 0; o < g->n_outputs; o++) r[g->outputs[o]]++;
+    return r;
+}
+
+/* The one node (after `after`) reading value v, or -1. */
+static int sole_reader(const executor *e, const int *readers, int v, int after)
+{
+    const ir_graph *g = e->g;
+    if (v < 0 || readers[v] != 1 || g->values[v].is_output) return -1;
+    for (int i = after + 1; i < g->n_nodes; i++) {
+        if (e->skip[i]) continue;
+        const ir_node *n = &g->nodes[i];
+        for (int k = 0; k < n->n_in; k++)
+            if (n->in[k] == v) return i;
+    }
+    return -1;
+}
+
+/* A float scalar constant input (Clip's bounds), into *f; 0 if not one. */
+static int const_scalar(const ir_graph *g, const ir_node *n, int k, float *f)
+{
+    if (k >= n->n_in || n->in[k] < 0) return 1;   /* absent: keep the default */
+    const xt *t = &g->values[n->in[k]].t;
+    if (!t->data || t->dtype != DT_FLOAT || xt_numel(t) != 1) return 0;
+    *f = *(const float *)t->data;
+    return 1;
+}
+
+/* If node j is an activation an epilogue can apply to its input 0 = v,
+ * fills act/lo/hi and returns 1. */
+static int as_activation(const ir_graph *g, int j, int v, op_epilogue *ep)
+{
+    const ir_node *n = &g->nodes[j];
+    const char *op = node_op_type(n);
+    if (n->n_in < 1 || n->in[0] != v || n->n_out < 1 || n->out[0] < 0) return 0;
+    if (!strcmp(op, "Relu")) {
+        ep->act = OP_ACT_CLAMP;
+        ep->lo = 0.0f;
+        ep->hi = INFINITY;
+        return 1;
+    }
+    if (!strcmp(op, "Clip")) {
+        float lo = -INFINITY, hi = INFINITY;
+        if (g->opset < 11) {
+            lo = node_attr_float(n, "min", -INFINITY);
+            hi = node_attr_float(n, "max", INFINITY);
+        } else if (!const_scalar(g, n, 1, &lo) || !const_scalar(g, n, 2, &hi)) {
+            return 0;
+        }
+        ep->act = OP_ACT_CLAMP;
+        ep->lo = lo;
+        ep->hi = hi;
+        return 1;
+    }
+    return 0;
+}
+
+/* Same static shape (unknown dimensions match anything). */
+static int shapes_may_match(const xt *a, const xt *b)
+{
+    if (a->rank < 0 || b->rank < 0) return 1;
+    if (a->rank != b->rank) return 0;
+    for (int i = 0; i < a->rank; i++)
+        if (a->dims[i] >= 0 && b->dims[i] >= 0 && a->dims[i] != b->dims[i]) return 0;
+    return 1;
+}
+
+/* Finds the chain headed by node i (see the file comment). */
+static void plan_fusion(executor *e, const int *readers, int i)
+{
+    const ir_graph *g = e->g;
+    const ir_node *n = &g->nodes[i];
+    fusion *f = &e->fus[i];
+    if (n->n_out < 1 || n->out[0] < 0) return;
+    int v = n->out[0];
+    if (g->values[v].t.dtype != DT_FLOAT || g->values[v].is_output) return;
+    /* SiLU: v read by Sigmoid s and by Mul(v, s). */
+    if (readers[v] == 2) {
+        int s = -1, m = -1;
+        for (int j = i + 1; j < g->n_nodes && (s < 0 || m < 0); j++) {
+            if (e->skip[j]) continue;
+            const ir_node *nj = &g->nodes[j];
+            for (int k = 0; k < nj->n_in; k++)
+                if (nj->in[k] == v) {
+                    if (!strcmp(node_op_type(nj), "Sigmoid") && nj->n_in == 1 && s < 0) s = j;
+                    else if (!strcmp(node_op_type(nj), "Mul") && nj->n_in == 2 && m < 0) m = j;
+                    break;
+                }
+        }
+        if (s < 0 || m < 0 || g->nodes[s].n_out < 1) return;
+        int sv = g->nodes[s].out[0];
+        const ir_node *mn = &g->nodes[m];
+        if (sole_reader(e, readers, sv, s) != m || mn->n_out < 1 || mn->out[0] < 0) return;
+        if (!((mn->in[0] == v && mn->in[1] == sv) || (mn->in[0] == sv && mn->in[1] == v))) return;
+        f->n_members = 2;
+        f->members[0] = s;
+        f->members[1] = m;
+        f->n_inter = 2;
+        f->inter[0] = v;
+        f->inter[1] = sv;
+        f->final = mn->out[0];
+        f->residual = -1;
+        f->epi.act = OP_ACT_SILU;
+        return;
+    }
+    int j = sole_reader(e, readers, v, i);
+    if (j < 0) return;
+    fusion t = {.final = -1, .residual = -1, .n_inter = 1, .inter = {v}};
+    const ir_node *nj = &g->nodes[j];
+    if (!strcmp(node_op_type(nj), "Add") && nj->n_in == 2 && nj->n_out >= 1 && nj->out[0] >= 0) {
+        int o = nj->in[0] == v ? nj->in[1] : nj->in[0];
+        if (o < 0 || o == v || g->values[o].t.dtype != DT_FLOAT) return;
+        int p = g->values[o].producer;
+        if (p >= i || !shapes_may_match(&g->values[o].t, &g->values[v].t)) return;
+        t.residual = o;
+        t.members[t.n_members++] = j;
+        t.final = nj->out[0];
+        int a = sole_reader(e, readers, t.final, j);
+        if (a >= 0 && as_activation(g, a, t.final, &t.epi)) {
+            t.members[t.n_members++] = a;
+            t.inter[t.n_inter++] = t.final;
+            t.final = g->nodes[a].out[0];
+        }
+    } else if (as_activation(g, j, v, &t.epi)) {
+        t.members[t.n_members++] = j;
+        t.final = nj->out[0];
+    }
+    if (t.n_members) *f = t;
+}
+
+
+/* ---- sample passes ------------------------------------------------------
+ * At batch > 1 the first layers of a CNN move large activations and few
+ * weights: run batch-wide, each of their outputs is the batch's worth
+ * (tens of MB for MobileNet's expanded layers) and goes to memory and back.
+ * Run one sample at a time, each layer's output stays in cache for the
+ * next.  Later layers (small activations, large weights) are better
+ * batch-wide, where a weight is used for every sample while in cache.  So
+ * the executor finds a prefix of the node list whose ops treat samples
+ * independently and whose nodes produce more bytes per sample than they
+ * read in weights, runs it once per sample of the batch, then the rest on
+ * the whole batch.  Not with an observer (calibration wants each value of
+ * the batch at once), nor for graphs with several inputs. */
+
+/* Bytes of one sample of static value v (dims after the first), or -1. */
+static int64_t sample_bytes(const ir_value *v)
+{
+    if (v->t.rank < 1 || !dtype_size(v->t.dtype)) return -1;
+    int64_t b = dtype_size(v->t.dtype);
+    for (int i = 1; i < v->t.rank; i++) {
+        if (v->t.dims[i] < 0) return -1;
+        b *= v->t.dims[i];
+    }
+    return b;
+}
+
+static int is_const(const ir_graph *g, int v) { return v >= 0 && g->values[v].t.data != NULL; }
+
+/* True when node n computes each sample of its batch from that sample
+ * alone (axis 0 of every non-constant input and output is the batch). */
+static int per_sample(const ir_graph *g, const ir_node *n)
+{
+    static const char *const plain[] = {"Conv", "Relu", "Clip", "Sigmoid", "Tanh", "LeakyRelu", "HardSigmoid",
+                                        "HardSwish", "Identity", "BatchNormalization", "AveragePool",
+                                        "GlobalAveragePool", "GlobalMaxPool", "MaxPool", "Add", "Mul", "Sub",
+                                        "Div", "Concat"};
+    const char *op = node_op_type(n);
+    size_t k;
+    for (k = 0; k < sizeof plain / sizeof plain[0]; k++)
+        if (!strcmp(op, plain[k])) break;
+    if (k == sizeof plain / sizeof plain[0] || n->n_out < 1 || n->out[0] < 0) return 0;
+    int rank = g->values[n->out[0]].t.rank;
+    if (rank < 1) return 0;
+    if (!strcmp(op, "MaxPool") && n->n_out > 1 && n->out[1] >= 0) return 0;   /* Indices: whole-tensor */
+    if (!strcmp(op, "Concat")) {
+        int64_t a = node_attr_int(n, "axis", 0);
+        if (a < 0) a += rank;
+        if (a == 0) return 0;
+    }
+    if (n->n_in < 1 || is_const(g, n->in[0])) return 0;
+    for (int i = 0; i < n->n_in; i++) {
+        int v = n->in[i];
+        if (v < 0) continue;
+        const xt *t = &g->values[v].t;
+        if (is_const(g, v)) {
+            /* Broadcast constants must not vary along the batch axis
+             * (Conv's weights are not broadcast). */
+            if (!strcmp(op, "Conv") || !strcmp(op, "BatchNormalization") || !strcmp(op, "Clip")) continue;
+            if (t->rank >= rank && t->dims[t->rank - rank] != 1) return 0;
+        } else if (t->rank != rank) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static void plan_samples(executor *e)
+{
+    ir_graph *g = e->g;
+    if (g->n_inputs != 1) return;
+    int cut = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const ir_node *n = &g->nodes[i];
+        if (e->skip[i]) continue;
+        if (!per_sample(g, n)) break;
+        int64_t wbytes = 0, out = sample_bytes(&g->values[n->out[0]]);
+        for (int k = 0; k < n->n_in; k++)
+            if (is_const(g, n->in[k])) wbytes += xt_nbytes(&g->values[n->in[k]].t);
+        /* Small weights never stop it (squeeze-excitation convs make a
+         * few values per sample from a few KB). */
+        if (out >= 0 && wbytes > out && wbytes > 64 * 1024) break;
+        cut = i + 1;
+    }
+    /* A fused chain runs whole on one side of the cut. */
+    for (int changed = 1; changed;) {
+        changed = 0;
+        for (int h = 0; h < cut; h++)
+            for (int k = 0; k < e->fus[h].n_members; k++)
+                if (e->fus[h].members[k] >= cut) {
+                    cut = h;
+                    changed = 1;
+                }
+    }
+    /* Worth it only for a few layers at least. */
+    int convs = 0;
+    for (int i = 0; i < cut; i++) convs += !e->skip[i] && !strcmp(node_op_type(&g->nodes[i]), "Conv");
+    if (convs < 2) return;
+    e->sb_cut = cut;
+    int in = g->inputs[0];
+    for (int v = 0; v < g->n_values; v++) {
+        int p = g->values[v].producer;
+        if ((v == in || (p >= 0 && p < cut && !e->skip[p])) && (e->last_use[v] >= cut || g->values[v].is_output))
+            e->crossing[v] = 1;
+    }
+    e->crossing[in] = 0;   /* bound to the caller's input, not a buffer */
+}
+
+/* Prepares the ops that want it and plans the fused chains. */
+static int prepare(executor *e, qk_err *err)
+{
+    ir_graph *g = e->g;
+    int *readers = count_readers(e);
+    if (!readers) return qk_fail(err, QK_ENOMEM, "out of memory");
+    int rc = QK_OK;
+    for (int i = 0; i < g->n_nodes && rc == QK_OK; i++) {
+        const ir_node *n = &g->nodes[i];
+        if (e->skip[i] || !(e->prep[i] = op_prep_lookup(node_op_type(n)))) continue;
+        if (n->n_in > 64 || n->n_out > 64) continue;
+        const xt *ins[64];
+        xt outs_t[64], *outs[64];
+        for (int k = 0; k < n->n_in; k++) ins[k] = n->in[k] >= 0 ? &g->values[n->in[k]].t : NULL;
+        for (int k = 0; k < n->n_out; k++) {
+            outs_t[k] = n->out[k] >= 0 ? g->values[n->out[k]].t : (xt){.rank = -1};
+            outs[k] = n->out[k] >= 0 ? &outs_t[k] : NULL;
+        }
+        op_ctx c = {.node = n, .n_in = n->n_in, .in = ins, .n_out = n->n_out, .out = outs,
+                    .pool = e->pool, .opset = g->opset, .err = err};
+        if (e->prep[i]->prepare) rc = e->prep[i]->prepare(&c, &e->state[i]);
+        if (rc == QK_OK && e->prep[i]->fuses) plan_fusion(e, readers, i);
+    }
+    free(readers);
+    return rc;
+}
+
 int exec_new(ir_graph *g, int threads, executor **out, qk_err *err)
 {
     *out = NULL;
@@ -126,8 +447,15 @@ int exec_new(ir_graph *g, int threads, executor **out, qk_err *err)
     e->skip = calloc((size_t)g->n_nodes + 1, 1);
     e->rt = calloc((size_t)g->n_values + 1, sizeof(xt));
     e->buf_of = malloc(((size_t)g->n_values + 1) * sizeof(int));
+    e->state = calloc((size_t)g->n_nodes + 1, sizeof *e->state);
+    e->prep = calloc((size_t)g->n_nodes + 1, sizeof *e->prep);
+    e->fus = calloc((size_t)g->n_nodes + 1, sizeof *e->fus);
+    e->fused_skip = calloc((size_t)g->n_nodes + 1, 1);
+    e->crossing = calloc((size_t)g->n_values + 1, 1);
+    e->sb_buf = calloc((size_t)g->n_values + 1, sizeof(int));
     e->pool = tp_new(threads);
-    if (!e->last_use || !e->skip || !e->rt || !e->buf_of || !e->pool) {
+    if (!e->last_use || !e->skip || !e->rt || !e->buf_of || !e->state || !e->prep || !e->fus ||
+        !e->fused_skip || !e->crossing || !e->sb_buf || !e->pool) {
         exec_free(e);
         return qk_fail(err, QK_ENOMEM, "out of memory creating the executor");
     }
@@ -145,6 +473,11 @@ int exec_new(ir_graph *g, int threads, executor **out, qk_err *err)
             if (n->out[k] >= 0 && e->last_use[n->out[k]] < i) e->last_use[n->out[k]] = i;
     }
     for (int o = 0; o < g->n_outputs; o++) e->last_use[g->outputs[o]] = g->n_nodes;
+    if ((rc = prepare(e, err))) {
+        exec_free(e);
+        return rc;
+    }
+    plan_samples(e);
     const char *prof = getenv("QK_PROFILE");
     if (prof && *prof && strcmp(prof, "0")) {
         e->prof = calloc((size_t)g->n_nodes + 1, sizeof(double));
@@ -164,6 +497,15 @@ void exec_free(executor *e)
     }
     for (int i = 0; i < e->n_bufs; i++) free(e->bufs[i].p);
     free(e->bufs);
+    if (e->state)
+        for (int i = 0; i < e->g->n_nodes; i++)
+            if (e->state[i]) e->prep[i]->release(e->state[i]);
+    free(e->state);
+    free(e->prep);
+    free(e->fus);
+    free(e->fused_skip);
+    free(e->crossing);
+    free(e->sb_buf);
     tp_free(e->pool);
     free(e->last_use);
     free(e->skip);
@@ -172,11 +514,23 @@ void exec_free(executor *e)
     free(e);
 }
 
+int exec_sample_prefix(const executor *e) { return e->sb_cut; }
+
+int exec_fused_nodes(const executor *e)
+{
+    int n = 0;
+    for (int i = 0; i < e->g->n_nodes; i++) n += e->fus[i].n_members;
+    return n;
+}
+
 void exec_set_observer(executor *e, exec_observe_fn fn, void *arg)
 {
     e->observe = fn;
     e->observe_arg = arg;
+    e->want = NULL;
 }
+
+void exec_set_observed(executor *e, const char *want) { e->want = want; }
 
 static int check_input(const ir_value *v, const xt *given, qk_err *err)
 {
@@ -204,6 +558,139 @@ static void release(executor *e, int v)
     }
 }
 
+/* Runs node i (see exec_run).  In a sample pass (e->sb_n > 1) a value
+ * that outlives the prefix is written into its slot of a whole-batch
+ * buffer instead of a buffer of its own. */
+static int run_node(executor *e, int i, qk_err *err)
+{
+    ir_graph *g = e->g;
+    const ir_node *n = &g->nodes[i];
+    int rc;
+    if (e->fused_skip[i]) {
+        /* Done by its chain's head: only the bookkeeping is left. */
+        for (int k = 0; k < n->n_in; k++)
+            if (n->in[k] >= 0 && e->last_use[n->in[k]] == i) release(e, n->in[k]);
+        return QK_OK;
+    }
+    const xt *ins[64];
+    xt *outs[64];
+    if (n->n_in > 64 || n->n_out > 64)
+        return qk_fail(err, QK_ENOTSUP, "node '%s' has more than 64 inputs or outputs", node_name(n));
+    for (int k = 0; k < n->n_in; k++) {
+        ins[k] = n->in[k] >= 0 ? &e->rt[n->in[k]] : NULL;
+        if (ins[k] && !ins[k]->data && xt_numel(ins[k]) != 0)
+            return qk_fail(err, QK_EINVAL, "%s node '%s': input '%s' has no value (unsupported initializer type?)",
+                           node_op_type(n), node_name(n), g->values[n->in[k]].name);
+    }
+    for (int k = 0; k < n->n_out; k++) {
+        outs[k] = n->out[k] >= 0 ? &e->rt[n->out[k]] : NULL;
+        if (outs[k]) {
+            memset(outs[k], 0, sizeof *outs[k]);
+            outs[k]->rank = -1;
+        }
+    }
+    op_ctx c = {.node = n, .n_in = n->n_in, .in = ins, .n_out = n->n_out, .out = outs,
+                .pool = e->pool, .opset = g->opset, .err = err, .state = e->state[i]};
+    rc = n->op->infer(&c);
+    if (rc == QK_UNKNOWN)
+        rc = qk_fail(err, QK_EINVAL, "%s node '%s': cannot infer output shape", node_op_type(n), node_name(n));
+    if (rc) return rc;
+    /* A fused chain writes its last value in place of out[0]. */
+    const fusion *f = &e->fus[i];
+    int fuse = f->n_members && outs[0] && outs[0]->dtype == DT_FLOAT;
+    if (fuse && e->observe) {
+        /* Observed: only when the chain's intermediates are not wanted. */
+        for (int k = 0; k < f->n_inter && fuse; k++)
+            if (!e->want || e->want[f->inter[k]]) fuse = 0;
+    }
+    op_epilogue epi;
+    if (fuse && f->residual >= 0) {
+        const xt *r = &e->rt[f->residual];
+        fuse = r->data && r->dtype == DT_FLOAT && r->rank == outs[0]->rank &&
+               !memcmp(r->dims, outs[0]->dims, sizeof(int64_t) * (size_t)(r->rank > 0 ? r->rank : 0));
+    }
+    if (fuse) {
+        epi = f->epi;
+        epi.residual = f->residual >= 0 ? &e->rt[f->residual] : NULL;
+        e->rt[f->final] = *outs[0];
+        outs[0] = &e->rt[f->final];
+        c.epi = &epi;
+    }
+    for (int k = 0; k < n->n_out; k++) {
+        int v = k == 0 && fuse ? f->final : n->out[k];
+        if (v < 0) continue;
+        int64_t nb = xt_nbytes(outs[k]);
+        if (nb < 0 || !dtype_size(outs[k]->dtype))
+            return qk_fail(err, QK_EINVAL, "%s node '%s': output '%s' has no known shape or type",
+                           node_op_type(n), node_name(n), g->values[v].name);
+        if (e->sb_n > 1 && e->crossing[v]) {
+            if (e->sb_s == 0) {
+                int b = acquire(e, (size_t)nb * (size_t)e->sb_n);
+                if (b < 0)
+                    return qk_fail(err, QK_ENOMEM, "out of memory for output '%s' (%lld bytes)", g->values[v].name,
+                                   (long long)(nb * e->sb_n));
+                e->sb_buf[v] = b;
+            }
+            outs[k]->data = (char *)e->bufs[e->sb_buf[v]].p + (size_t)nb * (size_t)e->sb_s;
+            continue;
+        }
+        int b = acquire(e, (size_t)nb);
+        if (b < 0)
+            return qk_fail(err, QK_ENOMEM, "out of memory for output '%s' (%lld bytes)", g->values[v].name, (long long)nb);
+        e->buf_of[v] = b;
+        outs[k]->data = e->bufs[b].p;
+    }
+    double t0 = e->prof ? now_s() : 0;
+    if ((rc = n->op->run(&c))) return rc;
+    if (e->prof) {
+        e->prof[i] += now_s() - t0;
+        /* Multiply-adds of Conv: per output element, W's elements per
+         * output channel. */
+        if (!strcmp(node_op_type(n), "Conv") && n->n_in > 1 && ins[1]->rank > 0 && ins[1]->dims[0] > 0)
+            e->prof_flops[i] += 2.0 * (double)xt_numel(outs[0]) * (double)xt_numel(ins[1]) / (double)ins[1]->dims[0];
+    }
+    for (int k = 0; k < n->n_out; k++) {
+        int v = k == 0 && fuse ? f->final : n->out[k];
+        if (v < 0) continue;
+        if (e->observe && (rc = e->observe(e->observe_arg, v, outs[k]))) return rc;
+        if (e->last_use[v] <= i) release(e, v);
+    }
+    for (int k = 0; fuse && k < f->n_members; k++) e->fused_skip[f->members[k]] = 1;
+    for (int k = 0; k < n->n_in; k++)
+        if (n->in[k] >= 0 && e->last_use[n->in[k]] == i) release(e, n->in[k]);
+    return QK_OK;
+}
+
+/* The sample passes over the prefix (see plan_samples): the prefix runs
+ * once per sample of the batch on a view of the input, its values that
+ * outlive it land in their slots of whole-batch buffers, which the rest of
+ * the graph then reads as usual. */
+static int run_prefix_by_sample(executor *e, const xt *input, qk_err *err)
+{
+    ir_graph *g = e->g;
+    int in = g->inputs[0], rc = QK_OK;
+    int64_t N = input->dims[0], per = xt_nbytes(input) / N;
+    e->sb_n = N;
+    for (e->sb_s = 0; e->sb_s < N && rc == QK_OK; e->sb_s++) {
+        e->rt[in] = *input;
+        e->rt[in].dims[0] = 1;
+        e->rt[in].data = (char *)input->data + per * e->sb_s;
+        memset(e->fused_skip, 0, (size_t)e->sb_cut);
+        for (int i = 0; i < e->sb_cut && rc == QK_OK; i++)
+            if (!e->skip[i]) rc = run_node(e, i, err);
+    }
+    e->sb_n = 0;
+    e->rt[in] = *input;
+    if (rc) return rc;
+    for (int v = 0; v < g->n_values; v++)
+        if (e->crossing[v] && v != in) {
+            e->rt[v].dims[0] = N;
+            e->rt[v].data = e->bufs[e->sb_buf[v]].p;
+            e->buf_of[v] = e->sb_buf[v];
+        }
+    return QK_OK;
+}
+
 int exec_run(executor *e, const xt *inputs, xt *outputs, qk_err *err)
 {
     ir_graph *g = e->g;
@@ -218,69 +705,14 @@ int exec_run(executor *e, const xt *inputs, xt *outputs, qk_err *err)
         if ((rc = check_input(v, &inputs[i], err))) return rc;
         e->rt[g->inputs[i]] = inputs[i];
     }
-    for (int i = 0; i < g->n_nodes && rc == QK_OK; i++) {
-        if (e->skip[i]) continue;
-        const ir_node *n = &g->nodes[i];
-        const xt *ins[64];
-        xt *outs[64];
-        if (n->n_in > 64 || n->n_out > 64)
-            return qk_fail(err, QK_ENOTSUP, "node '%s' has more than 64 inputs or outputs", node_name(n));
-        for (int k = 0; k < n->n_in; k++) {
-            ins[k] = n->in[k] >= 0 ? &e->rt[n->in[k]] : NULL;
-            if (ins[k] && !ins[k]->data && xt_numel(ins[k]) != 0) {
-                rc = qk_fail(err, QK_EINVAL, "%s node '%s': input '%s' has no value (unsupported initializer type?)",
-                             node_op_type(n), node_name(n), g->values[n->in[k]].name);
-                goto out;
-            }
-        }
-        for (int k = 0; k < n->n_out; k++) {
-            outs[k] = n->out[k] >= 0 ? &e->rt[n->out[k]] : NULL;
-            if (outs[k]) {
-                memset(outs[k], 0, sizeof *outs[k]);
-                outs[k]->rank = -1;
-            }
-        }
-        op_ctx c = {.node = n, .n_in = n->n_in, .in = ins, .n_out = n->n_out, .out = outs,
-                    .pool = e->pool, .opset = g->opset, .err = err};
-        rc = n->op->infer(&c);
-        if (rc == QK_UNKNOWN)
-            rc = qk_fail(err, QK_EINVAL, "%s node '%s': cannot infer output shape", node_op_type(n), node_name(n));
-        if (rc) goto out;
-        for (int k = 0; k < n->n_out; k++) {
-            int v = n->out[k];
-            if (v < 0) continue;
-            int64_t nb = xt_nbytes(outs[k]);
-            if (nb < 0 || !dtype_size(outs[k]->dtype)) {
-                rc = qk_fail(err, QK_EINVAL, "%s node '%s': output '%s' has no known shape or type",
-                             node_op_type(n), node_name(n), g->values[v].name);
-                goto out;
-            }
-            int b = acquire(e, (size_t)nb);
-            if (b < 0) {
-                rc = qk_fail(err, QK_ENOMEM, "out of memory for output '%s' (%lld bytes)", g->values[v].name, (long long)nb);
-                goto out;
-            }
-            e->buf_of[v] = b;
-            outs[k]->data = e->bufs[b].p;
-        }
-        double t0 = e->prof ? now_s() : 0;
-        if ((rc = n->op->run(&c))) goto out;
-        if (e->prof) {
-            e->prof[i] += now_s() - t0;
-            /* Multiply-adds of Conv: per output element, W's elements per
-             * output channel; Gemm/MatMul: per output element, the K axis. */
-            if (!strcmp(node_op_type(n), "Conv") && n->n_in > 1 && ins[1]->rank > 0 && ins[1]->dims[0] > 0)
-                e->prof_flops[i] += 2.0 * (double)xt_numel(outs[0]) * (double)xt_numel(ins[1]) / (double)ins[1]->dims[0];
-        }
-        for (int k = 0; k < n->n_out; k++) {
-            int v = n->out[k];
-            if (v < 0) continue;
-            if (e->observe && (rc = e->observe(e->observe_arg, v, outs[k]))) goto out;
-            if (e->last_use[v] <= i) release(e, v);
-        }
-        for (int k = 0; k < n->n_in; k++)
-            if (n->in[k] >= 0 && e->last_use[n->in[k]] == i) release(e, n->in[k]);
+    memset(e->fused_skip, 0, (size_t)g->n_nodes);
+    int first = 0;
+    if (e->sb_cut > 0 && !e->observe && g->n_inputs == 1 && inputs[0].rank >= 1 && inputs[0].dims[0] > 1) {
+        if ((rc = run_prefix_by_sample(e, &inputs[0], err))) goto out;
+        first = e->sb_cut;
     }
+    for (int i = first; i < g->n_nodes && rc == QK_OK; i++)
+        if (!e->skip[i]) rc = run_node(e, i, err);
     for (int o = 0; o < g->n_outputs && rc == QK_OK; o++) {
         const xt *t = &e->rt[g->outputs[o]];
         int64_t nb = xt_nbytes(t);

@@ -13,16 +13,39 @@ typedef struct executor executor;
 typedef int (*exec_observe_fn)(void *arg, int value, const xt *t);
 
 /* Plans execution of g (which must outlive the executor).  threads <= 0: one
- * per core.  Fails with QK_ENOTSUP for an unsupported op (naming it). */
+ * per core.  Fails with QK_ENOTSUP for an unsupported op (naming it).
+ * Constant inputs are read here: Conv weights are packed once for the
+ * kernels, so changing an initializer's data afterwards needs a new
+ * executor (a replaced data pointer is noticed and the packed copy is
+ * ignored; an in-place change is not). */
 int exec_new(ir_graph *g, int threads, executor **out, qk_err *err);
 void exec_free(executor *e);   /* NULL is a no-op */
 
 /* Runs with inputs[i] bound to g->inputs[i] (shape checked against the
  * model's declared shape: errors name the input, expected and given shape).
+ * Without an observer, a batch may run its first layers one sample at a
+ * time (see executor.c); results are the same.
  * On success outputs[j] receives g->outputs[j] with malloc'd data the caller
  * owns (free(outputs[j].data)). */
 int exec_run(executor *e, const xt *inputs, xt *outputs, qk_err *err);
-/* Calls fn for every value computed during the following runs (NULL: none). */
+/* Calls fn for every value computed during the following runs (NULL: none).
+ * With an observer set, every node runs on its own and every value it
+ * computes is materialized and passed to fn right after it is computed;
+ * without one, chains such as Conv -> Relu, Conv -> Add -> Relu and
+ * Conv -> SiLU run fused (see executor.c) and their intermediate values are
+ * never stored.  Results agree up to float rounding. */
 void exec_set_observer(executor *e, exec_observe_fn fn, void *arg);
+
+/* Narrows the current observer to the values v with want[v] != 0 (one
+ * entry per graph value; borrowed until the next exec_set_observer, which
+ * resets it to "all").  Fused chains whose intermediates are not wanted
+ * then stay fused, so calibration runs nearly at inference speed; the
+ * observer still sees every wanted value (and may see others). */
+void exec_set_observed(executor *e, const char *want);
+
+/* Tests: how many nodes exec_new planned to run inside a fused chain, and
+ * how many leading nodes run sample by sample at batch > 1 (executor.c). */
+int exec_fused_nodes(const executor *e) __attribute__((visibility("hidden")));
+int exec_sample_prefix(const executor *e) __attribute__((visibility("hidden")));
 
 #endif

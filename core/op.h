@@ -15,6 +15,16 @@
 
 struct ir_node;
 
+/* A fused epilogue (see op_prep): after computing out[0] the kernel adds
+ * the residual, then applies the activation, as separate Add and
+ * Relu/Clip/SiLU nodes would have, without writing out[0] in between. */
+enum { OP_ACT_NONE, OP_ACT_CLAMP, OP_ACT_SILU };
+typedef struct op_epilogue {
+    const xt *residual;          /* same shape as out[0], or NULL */
+    int act;                     /* OP_ACT_*; CLAMP clamps to [lo, hi] */
+    float lo, hi;
+} op_epilogue;
+
 typedef struct op_ctx {
     const struct ir_node *node;  /* attributes: node_attr_*(); name: node_name() */
     int n_in;
@@ -24,6 +34,9 @@ typedef struct op_ctx {
     threadpool *pool;            /* may be NULL: run serially */
     int opset;                   /* opset version of the default ONNX domain */
     qk_err *err;
+    /* Set by the executor for ops with an op_prep row, NULL otherwise: */
+    void *state;                 /* what prepare() made for this node */
+    const op_epilogue *epi;      /* epilogue run() must apply to out[0] */
 } op_ctx;
 
 /* Sets out[i]->dtype, rank and dims from the inputs.  Returns QK_OK,
@@ -40,6 +53,24 @@ typedef struct op_def {
     op_infer_fn infer;
     op_run_fn run;
 } op_def;
+
+/* Optional per-op hooks of the executor, for the heavy ops (Conv):
+ *  - prepare: called once by exec_new with the node's inputs bound (a
+ *    constant input has data, others have at most a shape); may set
+ *    *state to work done ahead (packed weights) that run() finds in
+ *    c->state.  run() must check that the state still matches its inputs
+ *    and ignore it otherwise.  Returns QK_OK or an error (QK_ENOMEM).
+ *  - release frees a state (never called with NULL).
+ *  - fuses: run() applies c->epi when the executor sets it. */
+typedef struct op_prep {
+    const char *name;
+    int (*prepare)(op_ctx *c, void **state);
+    void (*release)(void *state);
+    int fuses;
+} op_prep;
+
+/* The hooks for op_type, or NULL. */
+const op_prep *op_prep_lookup(const char *op_type);
 
 /* The table row for op_type in the default ONNX domain, or NULL. */
 const op_def *op_lookup(const char *op_type);

@@ -21,6 +21,7 @@
  * M == 1 or N == 1 (fully connected layers at batch 1, matrix-vector
  * products) bypasses packing, which there would cost as much as the
  * product itself. */
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#include "vecmath.h"
 #define HAVE_X86 1
 #endif
 
@@ -277,23 +279,24 @@ static void uk_avx512_edge(int packed, int mr, int nr, int64_t kc, const float *
  * out like C.  Lanes in neither mask are not touched. */
 typedef struct ptile {
     int64_t kc;
+    int as;                   /* floats per k in the A panel (its mr) */
     const float *a, *b;
     float *c;
     const float *r;           /* residual at the tile's origin, or NULL */
     int64_t ldc, delta;
     uint32_t lo, hi;
     const float *bias;        /* bias of the tile's first row, or NULL */
-    int first, last, clamp;
+    int first, last, clamp, silu;
     float alo, ahi;
 } ptile;
 
 static void tile_c(int rows, const ptile *t)
 {
-    const int MR = C_MR, NR = C_NR;
+    const int NR = C_NR;
     float acc[C_MR][C_NR] = {{0}};
     const float *a = t->a, *b = t->b;
-    for (int64_t k = 0; k < t->kc; k++, a += MR, b += NR)
-        for (int i = 0; i < MR; i++)
+    for (int64_t k = 0; k < t->kc; k++, a += t->as, b += NR)
+        for (int i = 0; i < rows; i++)
             for (int j = 0; j < NR; j++) acc[i][j] += a[i] * b[j];
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < NR; j++) {
@@ -308,6 +311,7 @@ static void tile_c(int rows, const ptile *t)
                 if (t->r) v += t->r[off];
                 /* NaN passes the clamp, like the Relu/Clip kernels. */
                 if (t->clamp) v = v < t->alo ? t->alo : v > t->ahi ? t->ahi : v;
+                if (t->silu) v = v / (1.0f + expf(-v));
             }
             t->c[off] = v;
         }
@@ -318,21 +322,27 @@ static void tile_c(int rows, const ptile *t)
 __attribute__((target("avx512f"), always_inline))
 static inline void tile512(const int R, const ptile *t)
 {
+    const int64_t as = t->as;
     __m512 acc0[12], acc1[12];
 #pragma GCC unroll 12
     for (int i = 0; i < R; i++) acc0[i] = acc1[i] = _mm512_setzero_ps();
     const float *a = t->a, *b = t->b;
     for (int64_t k = 0; k < t->kc; k++) {
         __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+        /* Packed weights stream from memory when they exceed the cache
+         * (deep layers at small batch): one panel is a single sequential
+         * stream, which the hardware prefetcher alone fetches too late. */
+        _mm_prefetch((const char *)(a + 1024), _MM_HINT_T0);
 #pragma GCC unroll 12
         for (int i = 0; i < R; i++) {
             __m512 av = _mm512_set1_ps(a[i]);
             acc0[i] = _mm512_fmadd_ps(av, b0, acc0[i]);
             acc1[i] = _mm512_fmadd_ps(av, b1, acc1[i]);
         }
-        a += 12;
+        a += as;
         b += 32;
     }
+    const int simple = t->lo == 0xffffffffu;
     const __mmask16 lo0 = (__mmask16)t->lo, lo1 = (__mmask16)(t->lo >> 16);
     const __mmask16 hi0 = (__mmask16)t->hi, hi1 = (__mmask16)(t->hi >> 16);
     const __m512 vlo = _mm512_set1_ps(t->alo), vhi = _mm512_set1_ps(t->ahi);
@@ -343,8 +353,13 @@ static inline void tile512(const int R, const ptile *t)
     for (int i = 0; i < R; i++) {
         __m512 x0 = acc0[i], x1 = acc1[i];
         if (!t->first) {
-            x0 = _mm512_add_ps(x0, _mm512_mask_loadu_ps(_mm512_maskz_loadu_ps(lo0, c), hi0, c + d));
-            x1 = _mm512_add_ps(x1, _mm512_mask_loadu_ps(_mm512_maskz_loadu_ps(lo1, c + 16), hi1, c + 16 + d));
+            if (simple) {
+                x0 = _mm512_add_ps(x0, _mm512_loadu_ps(c));
+                x1 = _mm512_add_ps(x1, _mm512_loadu_ps(c + 16));
+            } else {
+                x0 = _mm512_add_ps(x0, _mm512_mask_loadu_ps(_mm512_maskz_loadu_ps(lo0, c), hi0, c + d));
+                x1 = _mm512_add_ps(x1, _mm512_mask_loadu_ps(_mm512_maskz_loadu_ps(lo1, c + 16), hi1, c + 16 + d));
+            }
         }
         if (t->last) {
             if (t->bias) {
@@ -353,8 +368,13 @@ static inline void tile512(const int R, const ptile *t)
                 x1 = _mm512_add_ps(x1, bv);
             }
             if (r) {
-                x0 = _mm512_add_ps(x0, _mm512_mask_loadu_ps(_mm512_maskz_loadu_ps(lo0, r), hi0, r + d));
-                x1 = _mm512_add_ps(x1, _mm512_mask_loadu_ps(_mm512_maskz_loadu_ps(lo1, r + 16), hi1, r + 16 + d));
+                if (simple) {
+                    x0 = _mm512_add_ps(x0, _mm512_loadu_ps(r));
+                    x1 = _mm512_add_ps(x1, _mm512_loadu_ps(r + 16));
+                } else {
+                    x0 = _mm512_add_ps(x0, _mm512_mask_loadu_ps(_mm512_maskz_loadu_ps(lo0, r), hi0, r + d));
+                    x1 = _mm512_add_ps(x1, _mm512_mask_loadu_ps(_mm512_maskz_loadu_ps(lo1, r + 16), hi1, r + 16 + d));
+                }
                 r += t->ldc;
             }
             if (t->clamp) {
@@ -363,6 +383,16 @@ static inline void tile512(const int R, const ptile *t)
                 x0 = _mm512_min_ps(vhi, _mm512_max_ps(vlo, x0));
                 x1 = _mm512_min_ps(vhi, _mm512_max_ps(vlo, x1));
             }
+            if (t->silu) {
+                x0 = _mm512_mul_ps(x0, qk_sigmoid512(x0));
+                x1 = _mm512_mul_ps(x1, qk_sigmoid512(x1));
+            }
+        }
+        if (simple) {
+            _mm512_storeu_ps(c, x0);
+            _mm512_storeu_ps(c + 16, x1);
+            c += t->ldc;
+            continue;
         }
         _mm512_mask_storeu_ps(c, lo0, x0);
         _mm512_mask_storeu_ps(c + 16, lo1, x1);
@@ -412,13 +442,14 @@ static inline void tile256(const int R, const ptile *t)
     const float *a = t->a, *b = t->b;
     for (int64_t k = 0; k < t->kc; k++) {
         __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+        _mm_prefetch((const char *)(a + 512), _MM_HINT_T0);
 #pragma GCC unroll 6
         for (int i = 0; i < R; i++) {
             __m256 av = _mm256_broadcast_ss(a + i);
             acc0[i] = _mm256_fmadd_ps(av, b0, acc0[i]);
             acc1[i] = _mm256_fmadd_ps(av, b1, acc1[i]);
         }
-        a += 6;
+        a += t->as;
         b += 16;
     }
     const __m256i lo0 = lanes8(t->lo), lo1 = lanes8(t->lo >> 8);
@@ -449,6 +480,10 @@ static inline void tile256(const int R, const ptile *t)
             if (t->clamp) {
                 x0 = _mm256_min_ps(vhi, _mm256_max_ps(vlo, x0));
                 x1 = _mm256_min_ps(vhi, _mm256_max_ps(vlo, x1));
+            }
+            if (t->silu) {
+                x0 = _mm256_mul_ps(x0, qk_sigmoid256(x0));
+                x1 = _mm256_mul_ps(x1, qk_sigmoid256(x1));
             }
         }
         _mm256_maskstore_ps(c, lo0, x0);
@@ -683,7 +718,9 @@ static void buf_init(void) { buf_key_ok = pthread_key_create(&buf_key, packbuf_f
 
 static float *grow(float **p, size_t *cap, size_t need)
 {
-    if (*cap >= need) return *p;
+    /* A buffer is always made, even for need == 0, so NULL means failure. */
+    if (*p && *cap >= need) return *p;
+    if (need == 0) need = 1;
     size_t bytes = (need * sizeof(float) + ALIGN - 1) / ALIGN * ALIGN;
     float *n = aligned_alloc(ALIGN, bytes);
     if (!n) return NULL;
@@ -716,10 +753,26 @@ static packbuf *get_bufs(size_t na, size_t nb)
 
 struct sgemm_pa {
     const kernel *kn;
-    int64_t M, K, Mp;         /* Mp: M rounded up to the kernel's mr */
+    int mr;                   /* rows per panel: the kernel's mr, or fewer */
+    int64_t M, K, Mp;         /* Mp: M rounded up to mr */
     int64_t kc;               /* K block; the last one may be shorter */
     float *data;
 };
+
+/* Packs rows [0, M) x columns [p0, p0 + kc) of row-major A into panels of
+ * MR rows, k-major; rows past M are zero. */
+static void pack_a_mr(int MR, const float *A, int64_t lda, int64_t p0, int64_t M, int64_t kc, float *out)
+{
+    for (int64_t i = 0; i < M; i += MR, out += MR * kc) {
+        int64_t m = M - i < MR ? M - i : MR;
+        for (int64_t r = 0; r < m; r++) {
+            const float *src = A + (i + r) * lda + p0;
+            for (int64_t k = 0; k < kc; k++) out[k * MR + r] = src[k];
+        }
+        for (int64_t r = m; r < MR; r++)
+            for (int64_t k = 0; k < kc; k++) out[k * MR + r] = 0.0f;
+    }
+}
 
 /* K blocks of at most the kernel's kc, of equal size: a last sliver of a
  * few k would cost a whole C round trip for little work. */
@@ -735,7 +788,8 @@ sgemm_pa *sgemm_pack_a(const float *A, int64_t lda, int64_t M, int64_t K)
     const kernel *kn = get_kernel();
     sgemm_pa *pa = calloc(1, sizeof *pa);
     if (!pa) return NULL;
-    const int MR = kn->mr;
+    int MR = kn->mr;
+    pa->mr = MR;
     pa->kn = kn;
     pa->M = M;
     pa->K = K;
@@ -751,7 +805,7 @@ sgemm_pa *sgemm_pack_a(const float *A, int64_t lda, int64_t M, int64_t K)
      * holds rows p*MR.. as kc x MR, k-major. */
     for (int64_t pc = 0; pc < K; pc += pa->kc) {
         int64_t kc = K - pc < pa->kc ? K - pc : pa->kc;
-        pack_a(kn, 0, A, lda, 0, pc, M, kc, pa->data + pc * pa->Mp);
+        pack_a_mr(MR, A, lda, pc, M, kc, pa->data + pc * pa->Mp);
     }
     return pa;
 }
@@ -779,15 +833,12 @@ typedef struct pjob {
     int64_t mrows, n_mb;      /* rows per task (multiple of mr), row tasks */
 } pjob;
 
-/* Rows per cache block of A within a task: MC x KC of packed A in L2. */
-#define PACKED_MC 240
-
 static void packed_task(void *arg, int64_t t0, int64_t t1, int tid)
 {
     const pjob *j = arg;
     const sgemm_pa *A = j->A;
     const kernel *kn = A->kn;
-    const int MR = kn->mr, NR = kn->nr;
+    const int MR = A->mr, NR = kn->nr;
     const sgemm_epi *ep = j->ep;
     packbuf *pb = get_bufs(0, (size_t)(A->kc * j->ncb));
     for (int64_t t = t0; t < t1; t++) {
@@ -802,8 +853,13 @@ static void packed_task(void *arg, int64_t t0, int64_t t1, int tid)
             if (pb) j->pack_b(j->arg, pc, kc, j0, nc, NR, pb->b);
             const float *ablk = A->data + pc * A->Mp;
             int first = pc == 0, last = pc + kc >= A->K;
-            for (int64_t ic = i0; ic < i1; ic += PACKED_MC) {
-                int64_t ie = ic + PACKED_MC < i1 ? ic + PACKED_MC : i1;
+            /* Panel by panel, each across the block's slivers: the A panel
+             * stays in L1, B slivers come from L2, and C is written in
+             * runs of the block's width per row -- few, long write streams,
+             * which matters when K is small and the product is bound by
+             * writing C. */
+            for (int64_t ir = i0; ir < i1; ir += MR) {
+                int rows = (int)(i1 - ir < MR ? i1 - ir : MR);
                 for (int64_t jr = 0; jr < nc; jr += NR) {
                     int64_t col = j0 + jr, valid = nc - jr < NR ? nc - jr : NR;
                     if (!pb) j->pack_b(j->arg, pc, kc, col, valid, NR, sb);
@@ -812,25 +868,21 @@ static void packed_task(void *arg, int64_t t0, int64_t t1, int tid)
                     uint32_t vmask = valid >= 32 ? 0xffffffffu : (1u << valid) - 1;
                     uint32_t lo = split >= 32 ? vmask : ((1u << split) - 1) & vmask;
                     int64_t off = img * j->seg_stride + pos;
-                    ptile tl = {.kc = kc, .b = pb ? pb->b + jr * kc : sb, .ldc = j->ldc,
+                    ptile tl = {.kc = kc, .as = MR, .a = ablk + ir * kc, .b = pb ? pb->b + jr * kc : sb,
+                                .c = j->C + ir * j->ldc + off,
+                                .r = ep && ep->res ? ep->res + ir * j->ldc + off : NULL, .ldc = j->ldc,
                                 .delta = j->seg_stride - j->seg, .lo = lo, .hi = vmask & ~lo,
-                                .first = first, .last = last,
-                                .clamp = ep && ep->clamp, .alo = ep ? ep->lo : 0, .ahi = ep ? ep->hi : 0};
-                    for (int64_t ir = ic; ir < ie; ir += MR) {
-                        int rows = (int)(ie - ir < MR ? ie - ir : MR);
-                        tl.a = ablk + ir * kc;
-                        tl.c = j->C + ir * j->ldc + off;
-                        tl.r = ep && ep->res ? ep->res + ir * j->ldc + off : NULL;
-                        tl.bias = ep && ep->bias ? ep->bias + ir : NULL;
-                        kn->tile(rows, &tl);
-                        if (last && ep && ep->post)
-                            for (int r = 0; r < rows; r++) {
-                                float *cr = tl.c + r * j->ldc;
-                                int64_t n0 = split < valid ? split : valid;
-                                ep->post(cr, n0);
-                                if (n0 < valid) ep->post(cr + tl.delta + n0, valid - n0);
-                            }
-                    }
+                                .bias = ep && ep->bias ? ep->bias + ir : NULL, .first = first, .last = last,
+                                .clamp = ep && ep->clamp, .silu = ep && ep->silu, .alo = ep ? ep->lo : 0,
+                                .ahi = ep ? ep->hi : 0};
+                    kn->tile(rows, &tl);
+                    if (last && ep && ep->post)
+                        for (int r = 0; r < rows; r++) {
+                            float *cr = tl.c + r * j->ldc;
+                            int64_t n0 = split < valid ? split : valid;
+                            ep->post(cr, n0);
+                            if (n0 < valid) ep->post(cr + tl.delta + n0, valid - n0);
+                        }
                 }
             }
         }
@@ -842,7 +894,7 @@ int sgemm_packed(const sgemm_pa *A, int64_t N, sgemm_pack_b_fn pack_b, void *arg
 {
     if (N <= 0) return 0;
     const kernel *kn = A->kn;
-    const int MR = kn->mr, NR = kn->nr;
+    const int MR = A->mr, NR = kn->nr;
     if (seg <= 0 || seg >= N) {
         seg = N;
         seg_stride = 0;

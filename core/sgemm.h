@@ -42,12 +42,14 @@ typedef void (*sgemm_pack_b_fn)(void *arg, int64_t k0, int64_t kc, int64_t j0, i
 
 /* Applied to each element of C = A.B once complete, in this order:
  * + bias[row], + res (laid out like C), clamp to [lo, hi] (NaN passes),
- * then post() over each finished run of a row (in place, e.g. SiLU). */
+ * silu: x * sigmoid(x), then post() over each finished run of a row (in
+ * place). */
 typedef struct sgemm_epi {
     const float *bias;
     const float *res;
     int clamp;
     float lo, hi;
+    int silu;
     void (*post)(float *x, int64_t n);
 } sgemm_epi;
 

@@ -1,11 +1,15 @@
 /* This file implements tests of the executor: any batch size on a dynamic
- * model, input shape errors, repeated runs reusing buffers, and observers. */
+ * model, input shape errors, repeated runs reusing buffers, observers, and
+ * the fused chains and convolution paths (against PyTorch's outputs). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "suites.h"
 #include "executor.h"
+#include "npy.h"
 #include "onnx_io.h"
+
+int sgemm_force_isa(const char *name);
 
 static ir_graph *load(const char *path)
 {
@@ -99,6 +103,116 @@ START_TEST(test_observer_sees_every_computed_value)
 }
 END_TEST
 
+/* max |a - b| / max |b| over n floats. */
+static double rel_err(const float *a, const float *b, int64_t n)
+{
+    double d = 0, m = 0;
+    for (int64_t i = 0; i < n; i++) {
+        d = fmax(d, fabs((double)a[i] - b[i]));
+        m = fmax(m, fabs((double)b[i]));
+    }
+    return m > 0 ? d / m : d;
+}
+
+static int count_values(void *arg, int value, const xt *t)
+{
+    (void)value;
+    (void)t;
+    ++*(int *)arg;
+    return 0;
+}
+
+/* tests/data/fused_chains.onnx (tools/make_executor_fixtures.py) takes
+ * every conv path and fused chain; with and without an observer (fused and
+ * unfused), at batch 3 and 1, and with each sgemm kernel, its outputs must
+ * match PyTorch's. */
+START_TEST(test_fused_chains_match_pytorch)
+{
+    static const char *isas[] = {NULL, "c", "avx2", "avx512"};
+    qk_err err = {0};
+    xt x, yref, zref;
+    ck_assert_msg(npy_read(TEST_DATA_DIR "/fused_chains_x.npy", &x, &err) == QK_OK, "%s", err.msg);
+    ck_assert_msg(npy_read(TEST_DATA_DIR "/fused_chains_y.npy", &yref, &err) == QK_OK, "%s", err.msg);
+    ck_assert_msg(npy_read(TEST_DATA_DIR "/fused_chains_z.npy", &zref, &err) == QK_OK, "%s", err.msg);
+    ck_assert_int_eq(x.dims[0], 3);
+    for (int k = 0; k < 4; k++) {
+        if (isas[k] && sgemm_force_isa(isas[k])) continue;   /* CPU lacks it */
+        ir_graph *g = load(TEST_DATA_DIR "/fused_chains.onnx");
+        executor *e;
+        ck_assert_int_eq(exec_new(g, 2, &e, &err), QK_OK);
+        /* Conv+Relu, Conv+Add+Relu, Conv+Clip, Conv+Sigmoid+Mul, Conv+Add;
+         * not the broadcasting Add. */
+        ck_assert_int_eq(exec_fused_nodes(e), 7);
+        /* Observing only the outputs keeps the chains fused. */
+        char *want = calloc((size_t)g->n_values, 1);
+        for (int o = 0; o < g->n_outputs; o++) want[g->outputs[o]] = 1;
+        for (int observed = 0; observed < 3; observed++)
+            for (int64_t batch = 3; batch >= 1; batch -= 2) {
+                int seen = 0;
+                exec_set_observer(e, observed ? count_values : NULL, &seen);
+                if (observed == 2) exec_set_observed(e, want);
+                xt in = x, out[2];
+                in.dims[0] = batch;
+                ck_assert_msg(exec_run(e, &in, out, &err) == QK_OK, "%s", err.msg);
+                int64_t ny = xt_numel(&yref) / 3 * batch, nz = xt_numel(&zref) / 3 * batch;
+                ck_assert_int_eq(xt_numel(&out[0]), ny);
+                ck_assert_int_eq(xt_numel(&out[1]), nz);
+                double ey = rel_err(out[0].data, yref.data, ny), ez = rel_err(out[1].data, zref.data, nz);
+                ck_assert_msg(ey < 1e-5 && ez < 1e-5, "isa %s observed %d batch %lld: rel err y %g z %g",
+                              isas[k] ? isas[k] : "default", observed, (long long)batch, ey, ez);
+                /* Observed: the output of each of the 17 computed nodes
+                 * (Constants are folded), intermediates included; with only
+                 * the outputs wanted, the 7 fused nodes' inputs are not
+                 * stored (nor observed). */
+                if (observed == 1) ck_assert_int_eq(seen, 17);
+                if (observed == 2) ck_assert_int_eq(seen, 17 - 7);
+                free(out[0].data);
+                free(out[1].data);
+            }
+        free(want);
+        exec_free(e);
+        ir_free(g);
+    }
+    sgemm_force_isa(NULL);
+    free(x.data);
+    free(yref.data);
+    free(zref.data);
+}
+END_TEST
+
+/* A batch through the sample passes and fused chains (no observer) gives
+ * what the plain node-by-node run (observer set) gives. */
+START_TEST(test_sample_passes_match_whole_batch)
+{
+    qk_err err = {0};
+    xt x;
+    ck_assert_msg(npy_read(TEST_DATA_DIR "/nets/mobilenet_v2_input.npy", &x, &err) == QK_OK, "%s", err.msg);
+    ck_assert_int_ge(x.dims[0], 2);
+    ir_graph *g = load(TEST_DATA_DIR "/nets/mobilenet_v2.onnx");
+    executor *e;
+    ck_assert_int_eq(exec_new(g, 2, &e, &err), QK_OK);
+    ck_assert_int_gt(exec_sample_prefix(e), 0);
+    xt fast, plain;
+    int seen = 0;
+    ck_assert_msg(exec_run(e, &x, &fast, &err) == QK_OK, "%s", err.msg);
+    exec_set_observer(e, count_values, &seen);
+    ck_assert_msg(exec_run(e, &x, &plain, &err) == QK_OK, "%s", err.msg);
+    ck_assert_int_eq(xt_numel(&fast), xt_numel(&plain));
+    double er = rel_err(fast.data, plain.data, xt_numel(&plain));
+    ck_assert_msg(er < 1e-5, "rel err %g", er);
+    /* And the same batch again reuses the buffers. */
+    exec_set_observer(e, NULL, NULL);
+    free(fast.data);
+    ck_assert_msg(exec_run(e, &x, &fast, &err) == QK_OK, "%s", err.msg);
+    ck_assert_msg(rel_err(fast.data, plain.data, xt_numel(&plain)) < 1e-5, "second run differs");
+    free(fast.data);
+    free(plain.data);
+    free(x.data);
+    exec_free(e);
+    ir_free(g);
+}
+END_TEST
+
 Suite *executor_suite(void)
 {
     Suite *s = suite_create("executor");
@@ -106,6 +220,8 @@ Suite *executor_suite(void)
     tcase_add_test(tc, test_dynamic_batch_runs_at_any_batch_size);
     tcase_add_test(tc, test_wrong_input_shape_names_input_and_shapes);
     tcase_add_test(tc, test_observer_sees_every_computed_value);
+    tcase_add_test(tc, test_fused_chains_match_pytorch);
+    tcase_add_test(tc, test_sample_passes_match_whole_batch);
     suite_add_tcase(s, tc);
     return s;
 }

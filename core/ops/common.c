@@ -3,6 +3,7 @@
  * normalization; the run-time choice of vector extensions and the vector
  * math (exp, sigmoid) that unary kernels and fused epilogues share. */
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#include "../vecmath.h"
 #define OPS_X86 1
 #endif
 
@@ -85,66 +87,12 @@ int op_isa_level(void)
     return l;
 }
 
-/* exp(x) for float lanes: Cephes' expf.  x is clamped to where expf is
- * finite and normal; n = round(x / ln 2) and r = x - n ln 2 (in two parts,
- * so r is exact), exp(r) by a degree-6 polynomial on |r| <= ln2/2, times
- * 2^n built in the exponent bits.  Within 2 ulp of expf on the clamped
- * range; NaN propagates through the clamps' operand order. */
+/* The vector math itself is in vecmath.h (shared with sgemm.c's epilogues). */
 #ifdef OPS_X86
-#define EXP_HI 88.3762626647949f
-#define EXP_LO -87.3365447504f
-#define LOG2E 1.44269504088896341f
-#define LN2_HI 0.693359375f
-#define LN2_LO -2.12194440e-4f
-
-__attribute__((target("avx512f"))) static inline __m512 exp512(__m512 x)
-{
-    x = _mm512_min_ps(_mm512_set1_ps(EXP_HI), _mm512_max_ps(_mm512_set1_ps(EXP_LO), x));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(LOG2E)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HI), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_LO), r);
-    __m512 p = _mm512_set1_ps(1.9875691500E-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507E-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073E-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894E-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459E-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201E-1f));
-    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    return _mm512_scalef_ps(p, n);
-}
-
-__attribute__((target("avx2,fma"))) static inline __m256 exp256(__m256 x)
-{
-    x = _mm256_min_ps(_mm256_set1_ps(EXP_HI), _mm256_max_ps(_mm256_set1_ps(EXP_LO), x));
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(LOG2E)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_LO), r);
-    __m256 p = _mm256_set1_ps(1.9875691500E-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507E-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073E-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894E-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459E-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201E-1f));
-    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    /* 2^n: n + 127 in the exponent field (n is in [-126, 127] after the clamp). */
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-}
-
-/* sigmoid(x) = 1 / (1 + exp(-x)); x * sigmoid(x) for SiLU. */
-__attribute__((target("avx512f"))) static inline __m512 sigmoid512(__m512 x)
-{
-    __m512 one = _mm512_set1_ps(1.0f);
-    return _mm512_div_ps(one, _mm512_add_ps(one, exp512(_mm512_sub_ps(_mm512_setzero_ps(), x))));
-}
-
-__attribute__((target("avx2,fma"))) static inline __m256 sigmoid256(__m256 x)
-{
-    __m256 one = _mm256_set1_ps(1.0f);
-    return _mm256_div_ps(one, _mm256_add_ps(one, exp256(_mm256_sub_ps(_mm256_setzero_ps(), x))));
-}
+#define exp512 qk_exp512
+#define exp256 qk_exp256
+#define sigmoid512 qk_sigmoid512
+#define sigmoid256 qk_sigmoid256
 
 #define VEC_LOOPS(name, f512, f256)                                                     \
     __attribute__((target("avx512f"))) static void name##_avx512(const float *x, float *y, \
@@ -216,4 +164,107 @@ void vec_silu(const float *x, float *y, int64_t n)
     if (l >= 1) { silu_avx2(x, y, n); return; }
 #endif
     for (int64_t i = 0; i < n; i++) y[i] = x[i] * sigmoid1(x[i]);
+}
+
+/* ---------------------------------------------------------- scratch memory */
+
+#define SCRATCH_SLOTS 4
+
+typedef struct scratch {
+    void *p[SCRATCH_SLOTS];
+    size_t cap[SCRATCH_SLOTS];
+} scratch;
+
+static pthread_key_t scratch_key;
+static int scratch_key_ok;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *p)
+{
+    scratch *s = p;
+    if (!s) return;
+    for (int i = 0; i < SCRATCH_SLOTS; i++) free(s->p[i]);
+    free(s);
+}
+
+static void scratch_init(void) { scratch_key_ok = pthread_key_create(&scratch_key, scratch_free) == 0; }
+
+void *op_scratch(int slot, size_t bytes)
+{
+    if (slot < 0 || slot >= SCRATCH_SLOTS) return NULL;
+    pthread_once(&scratch_once, scratch_init);
+    if (!scratch_key_ok) return NULL;
+    scratch *s = pthread_getspecific(scratch_key);
+    if (!s) {
+        if (!(s = calloc(1, sizeof *s))) return NULL;
+        if (pthread_setspecific(scratch_key, s)) {
+            free(s);
+            return NULL;
+        }
+    }
+    if (s->cap[slot] < bytes) {
+        /* Grow by half again so a slowly growing need does not reallocate
+         * every call. */
+        size_t want = bytes + bytes / 2;
+        want = (want + 63) / 64 * 64;
+        void *p = aligned_alloc(64, want);
+        if (!p) return NULL;
+        free(s->p[slot]);
+        s->p[slot] = p;
+        s->cap[slot] = want;
+    }
+    return s->p[slot];
+}
+
+/* ------------------------------------------------------ epilogue after the fact */
+
+#ifdef OPS_X86
+__attribute__((target("avx512f")))
+static void epi_clamp_avx512(float *y, const float *res, int64_t n, float lo, float hi)
+{
+    const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
+    int64_t i = 0;
+    for (; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 v = _mm512_maskz_loadu_ps(m, y + i);
+        if (res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, res + i));
+        /* max(lo, v), then min(hi, .): NaN passes, as in Clip. */
+        _mm512_mask_storeu_ps(y + i, m, _mm512_min_ps(vhi, _mm512_max_ps(vlo, v)));
+    }
+}
+#endif
+
+void op_apply_epilogue(const op_epilogue *ep, float *y, const float *res, int64_t n)
+{
+    float lo = ep->act == OP_ACT_CLAMP ? ep->lo : -INFINITY, hi = ep->act == OP_ACT_CLAMP ? ep->hi : INFINITY;
+#ifdef OPS_X86
+    if (op_isa_level() >= 2) {
+        if (res || ep->act == OP_ACT_CLAMP) epi_clamp_avx512(y, res, n, lo, hi);
+        if (ep->act == OP_ACT_SILU) vec_silu(y, y, n);
+        return;
+    }
+#endif
+    if (res)
+        for (int64_t i = 0; i < n; i++) y[i] += res[i];
+    if (ep->act == OP_ACT_CLAMP)
+        /* Like Clip: NaN passes. */
+        for (int64_t i = 0; i < n; i++) {
+            float v = y[i] < lo ? lo : y[i];
+            y[i] = v > hi ? hi : v;
+        }
+    else if (ep->act == OP_ACT_SILU)
+        vec_silu(y, y, n);
+}
+
+/* ------------------------------------------------------------ executor hooks */
+
+static const op_prep preps[] = {
+    {"Conv", conv_prepare, conv_release, 1},
+};
+
+const op_prep *op_prep_lookup(const char *op_type)
+{
+    for (size_t i = 0; i < sizeof preps / sizeof preps[0]; i++)
+        if (!strcmp(preps[i].name, op_type)) return &preps[i];
+    return NULL;
 }

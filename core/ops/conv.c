@@ -26,6 +26,7 @@
  *
  * ConvTranspose is the adjoint: col = W_g^T [M/g*k, C/g] times X_g
  * [C/g, in], then col2im scatters and adds col into the output. */
+#include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -626,9 +627,10 @@ static void chunk_task(void *arg, int64_t t0, int64_t t1, int tid)
  * a 3x3 depthwise row has only 9 taps, too few to hide FMA latency with
  * one accumulator. */
 typedef void (*row_fn)(float *y, int64_t n, const float *const *src, const float *w, int nt,
-                       float bias);
+                       float bias, float lo, float hi);
 
-static void row_c(float *y, int64_t n, const float *const *src, const float *w, int nt, float bias)
+static void row_c(float *y, int64_t n, const float *const *src, const float *w, int nt, float bias,
+                  float lo, float hi)
 {
     for (int64_t o = 0; o < n; o++) y[o] = bias;
     for (int t = 0; t < nt; t++) {
@@ -636,12 +638,19 @@ static void row_c(float *y, int64_t n, const float *const *src, const float *w, 
         float wt = w[t];
         for (int64_t o = 0; o < n; o++) y[o] += wt * s[o];
     }
+    for (int64_t o = 0; o < n; o++) {
+        float v = y[o] < lo ? lo : y[o];
+        y[o] = v > hi ? hi : v;
+    }
 }
 
 #ifdef HAVE_X86
 __attribute__((target("avx2,fma")))
-static void row_avx2(float *y, int64_t n, const float *const *src, const float *w, int nt, float bias)
+static void row_avx2(float *y, int64_t n, const float *const *src, const float *w, int nt, float bias,
+                     float lo, float hi)
 {
+    const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+#define CLAMP8(x) _mm256_min_ps(vhi, _mm256_max_ps(vlo, (x)))
     int64_t o = 0;
     for (; o + 16 <= n; o += 16) {
         __m256 a0 = _mm256_set1_ps(bias), a1 = a0, a2 = _mm256_setzero_ps(), a3 = a2;
@@ -658,8 +667,8 @@ static void row_avx2(float *y, int64_t n, const float *const *src, const float *
             a0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(src[t] + o), a0);
             a1 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(src[t] + o + 8), a1);
         }
-        _mm256_storeu_ps(y + o, _mm256_add_ps(a0, a2));
-        _mm256_storeu_ps(y + o + 8, _mm256_add_ps(a1, a3));
+        _mm256_storeu_ps(y + o, CLAMP8(_mm256_add_ps(a0, a2)));
+        _mm256_storeu_ps(y + o + 8, CLAMP8(_mm256_add_ps(a1, a3)));
     }
     for (; o < n; o += 8) {
         /* Masked loads never touch the lanes past n, so rows need no
@@ -676,13 +685,17 @@ static void row_avx2(float *y, int64_t n, const float *const *src, const float *
         }
         for (; t < nt; t++)
             a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(w + t), _mm256_maskload_ps(src[t] + o, mask), a0);
-        _mm256_maskstore_ps(y + o, mask, _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+        _mm256_maskstore_ps(y + o, mask, CLAMP8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3))));
     }
+#undef CLAMP8
 }
 
 __attribute__((target("avx512f")))
-static void row_avx512(float *y, int64_t n, const float *const *src, const float *w, int nt, float bias)
+static void row_avx512(float *y, int64_t n, const float *const *src, const float *w, int nt, float bias,
+                       float lo, float hi)
 {
+    const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
+#define CLAMP16(x) _mm512_min_ps(vhi, _mm512_max_ps(vlo, (x)))
     int64_t o = 0;
     for (; o + 32 <= n; o += 32) {
         __m512 a0 = _mm512_set1_ps(bias), a1 = a0, a2 = _mm512_setzero_ps(), a3 = a2;
@@ -699,8 +712,8 @@ static void row_avx512(float *y, int64_t n, const float *const *src, const float
             a0 = _mm512_fmadd_ps(w0, _mm512_loadu_ps(src[t] + o), a0);
             a1 = _mm512_fmadd_ps(w0, _mm512_loadu_ps(src[t] + o + 16), a1);
         }
-        _mm512_storeu_ps(y + o, _mm512_add_ps(a0, a2));
-        _mm512_storeu_ps(y + o + 16, _mm512_add_ps(a1, a3));
+        _mm512_storeu_ps(y + o, CLAMP16(_mm512_add_ps(a0, a2)));
+        _mm512_storeu_ps(y + o + 16, CLAMP16(_mm512_add_ps(a1, a3)));
     }
     for (; o < n; o += 16) {
         __mmask16 mask = n - o >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - o)) - 1);
@@ -714,8 +727,9 @@ static void row_avx512(float *y, int64_t n, const float *const *src, const float
         }
         for (; t < nt; t++)
             a0 = _mm512_fmadd_ps(_mm512_set1_ps(w[t]), _mm512_maskz_loadu_ps(mask, src[t] + o), a0);
-        _mm512_mask_storeu_ps(y + o, mask, _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+        _mm512_mask_storeu_ps(y + o, mask, CLAMP16(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3))));
     }
+#undef CLAMP16
 }
 #endif
 
@@ -745,6 +759,9 @@ typedef struct direct_job {
     int flat;                   /* 1-D/2-D with unit row stride: see direct_flat */
     int64_t tap_off[MAX_TAPS];  /* tap (ci, kd, kh, kw) -> padded_tap() */
     row_fn row;
+    const op_epilogue *epi;     /* fused epilogue left to apply per plane, or NULL */
+    const float *res;           /* its residual's data, or NULL */
+    float lo, hi;               /* a clamp the row kernels apply (+-inf: none) */
 } direct_job;
 
 /* Rows of output per call of the row kernel in flat mode: ~8 KB of output,
@@ -768,7 +785,7 @@ static void direct_flat(const direct_job *j, const float *buf, float *tmp, const
     for (int64_t o = 0; o < len; o += FLAT_CHUNK) {
         const float *sh[MAX_TAPS];
         for (int t = 0; t < nt; t++) sh[t] = taps[t] + o;
-        j->row(tmp + o, len - o < FLAT_CHUNK ? len - o : FLAT_CHUNK, sh, wm, nt, bias);
+        j->row(tmp + o, len - o < FLAT_CHUNK ? len - o : FLAT_CHUNK, sh, wm, nt, bias, j->lo, j->hi);
     }
     for (int64_t r = 0; r < oh; r++) copy_floats(ym + r * ow, tmp + r * wq, ow);
 }
@@ -798,14 +815,17 @@ static void direct_task(void *arg, int64_t t0, int64_t t1, int tid)
             float *ym = j->y + (n * g->m + m) * g->out_sz;
             if (j->flat) {
                 direct_flat(j, buf, tmp, taps, wm, bias, ym);
-                continue;
+            } else {
+                for (int64_t od = 0; od < g->out[0]; od++)
+                    for (int64_t oh = 0; oh < g->out[1]; oh++) {
+                        const float *base = buf + padded_row(g, &j->pad, od, oh);
+                        for (int i = 0; i < nt; i++) taps[i] = base + j->tap_off[i];
+                        j->row(ym + (od * g->out[1] + oh) * g->out[2], g->out[2], taps, wm, nt, bias, j->lo,
+                               j->hi);
+                    }
             }
-            for (int64_t od = 0; od < g->out[0]; od++)
-                for (int64_t oh = 0; oh < g->out[1]; oh++) {
-                    const float *base = buf + padded_row(g, &j->pad, od, oh);
-                    for (int i = 0; i < nt; i++) taps[i] = base + j->tap_off[i];
-                    j->row(ym + (od * g->out[1] + oh) * g->out[2], g->out[2], taps, wm, nt, bias);
-                }
+            if (j->epi)
+                op_apply_epilogue(j->epi, ym, j->res ? j->res + (n * g->m + m) * g->out_sz : NULL, g->out_sz);
         }
     }
 }
@@ -816,7 +836,15 @@ static void direct_task(void *arg, int64_t t0, int64_t t1, int tid)
 static int conv_direct(op_ctx *c, const conv_geom *g, const float *x, const float *w,
                        const float *bias, float *y)
 {
-    direct_job j = {.g = g, .x = x, .w = w, .bias = bias, .y = y, .row = pick_row()};
+    direct_job j = {.g = g, .x = x, .w = w, .bias = bias, .y = y, .row = pick_row(), .epi = c->epi,
+                    .res = c->epi && c->epi->residual ? c->epi->residual->data : NULL,
+                    .lo = -INFINITY, .hi = INFINITY};
+    /* A clamp with nothing to add first goes into the row kernels. */
+    if (j.epi && j.epi->act == OP_ACT_CLAMP && !j.res) {
+        j.lo = j.epi->lo;
+        j.hi = j.epi->hi;
+        j.epi = NULL;
+    }
     padded_init(g, &j.pad);
     /* Enough tasks to keep every thread busy even for one image with few
      * groups (a single-channel first layer is one group). */
@@ -834,12 +862,11 @@ static int conv_direct(op_ctx *c, const conv_geom *g, const float *x, const floa
     j.flat = g->out[0] == 1 && j.pad.pd[0] == 1 && g->str[1] == 1;
     j.tmp_sz = j.flat ? (size_t)(g->out[1] * j.pad.wq) : 0;
     j.per_thread = (size_t)(g->cg * j.pad.chan_sz) + j.tmp_sz;
-    j.buf = malloc(sizeof(float) * j.per_thread * (size_t)nt + 1);
+    j.buf = op_scratch(0, sizeof(float) * j.per_thread * (size_t)nt + 1);
     if (!j.buf)
         return op_fail(c, QK_ENOMEM, "cannot allocate %zu bytes of padded input",
                        sizeof(float) * j.per_thread * (size_t)nt);
     tp_parallel_for(c->pool, ng * j.nmb, 1, direct_task, &j);
-    free(j.buf);
     return QK_OK;
 }
 
@@ -934,6 +961,442 @@ static void bias_task(void *arg, int64_t p0, int64_t p1, int tid)
 #define CHUNK_MIN 512
 #endif
 
+
+
+/* ------------------------------------------ depthwise 2-D, AVX-512 rows */
+
+/* Depthwise 2-D convs (one input and one output channel per group),
+ * kernels up to 7 x 7, stride 1 or 2 along W, no dilation: each output
+ * row is computed 16 columns at a time straight from the input rows, with
+ * masked loads where a tap falls into the padding (masked-off lanes read
+ * no memory), so there is no padded copy, no temporary and one write of
+ * the output.  Stride 2 loads the 32 input columns under a tap's 16
+ * outputs and keeps the even ones with one permute.  The fused clamp is
+ * applied in registers, a residual or SiLU per plane while it is in cache. */
+#define DW_MAXK 7
+
+typedef struct dw_job {
+    const conv_geom *g;
+    const float *x, *w, *bias, *res;
+    float *y;
+    const op_epilogue *epi;     /* what is left after the clamp, or NULL */
+    float lo, hi;
+} dw_job;
+
+static int dw_fast_ok(const conv_geom *g)
+{
+    if (g->rank != 2 || g->cg != 1 || g->mg != 1 || isa_level() < 2) return 0;
+    /* Square odd kernels 3, 5, 7, the same stride 1 or 2 on both axes. */
+    int64_t k = g->k[2];
+    if (g->k[1] != k || (k != 3 && k != 5 && k != 7) || g->dil[1] != 1 || g->dil[2] != 1) return 0;
+    if (g->str[1] != g->str[2] || g->str[2] > 2 || g->pb[2] >= k || g->pb[1] >= k) return 0;
+    return g->in[2] < (1 << 30) && g->out[2] < (1 << 30);
+}
+
+#ifdef HAVE_X86
+/* Lanes l in [0, n) with 0 <= base + l < W, as a mask of n <= 32 bits. */
+static inline uint32_t dw_mask(int64_t base, int64_t W, int n)
+{
+    int64_t lo = base < 0 ? -base : 0, hi = W - base < n ? W - base : n;
+    if (hi <= lo) return 0;
+    uint64_t bits = ((uint64_t)1 << hi) - 1;
+    return (uint32_t)(bits & ~(((uint64_t)1 << lo) - 1));
+}
+
+/* Output rows per block: each input row is loaded (and, at stride 2,
+ * permuted) once per block and feeds every output row of the block that
+ * reads it, and the block's rows are independent FMA chains, which a
+ * single row's dependent FMAs are not. */
+#define DW_ROWS 4
+
+/* One plane with compile-time kernel size K x K and stride S (both axes),
+ * so the loops over taps and block rows unroll into straight-line code. */
+__attribute__((target("avx512f"), always_inline))
+static inline void dw_plane_k(const int K, const int S, const dw_job *j, const float *x, const float *w,
+                              float bias, float *y)
+{
+    const conv_geom *g = j->g;
+    const int64_t H = g->in[1], W = g->in[2], OH = g->out[1], OW = g->out[2];
+    const int64_t PT = g->pb[1], PL = g->pb[2];
+    const __m512 vlo = _mm512_set1_ps(j->lo), vhi = _mm512_set1_ps(j->hi), vb = _mm512_set1_ps(bias);
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const int IN_ROWS = (DW_ROWS - 1) * S + K;
+    /* Row blocks outside, column segments inside: the input is read in
+     * address order, which matters when it comes from memory (large
+     * batches), where walking a plane column strip by column strip ran at
+     * a fraction of the bandwidth. */
+    for (int64_t oh0 = 0; oh0 < OH; oh0 += DW_ROWS) {
+        /* The rows the next block adds, ahead of time: at large batch the
+         * input comes from memory, and the hardware prefetcher does not
+         * follow these few interleaved row streams well enough. */
+        for (int64_t ih = oh0 * S - PT + (DW_ROWS - 1) * S + K; ih < (oh0 + 2 * DW_ROWS) * S - PT + K - S; ih++)
+            if (ih >= 0 && ih < H)
+                for (int64_t c = 0; c < W; c += 16) _mm_prefetch((const char *)(x + ih * W + c), _MM_HINT_T0);
+        for (int64_t ow0 = 0; ow0 < OW; ow0 += 16) {
+            int n = (int)(OW - ow0 < 16 ? OW - ow0 : 16);
+            __mmask16 om = (__mmask16)((1u << n) - 1);
+            uint32_t m[K];
+            int64_t base[K];
+#pragma GCC unroll 7
+            for (int kw = 0; kw < K; kw++) {
+                base[kw] = ow0 * S + kw - PL;
+                /* Stride 2 reads 2n columns and keeps the even ones. */
+                m[kw] = dw_mask(base[kw], W, S == 1 ? n : 2 * n);
+            }
+            __m512 acc[DW_ROWS];
+#pragma GCC unroll 4
+            for (int r = 0; r < DW_ROWS; r++) acc[r] = vb;
+            const int64_t top = oh0 * S - PT;
+#pragma GCC unroll 16
+            for (int i = 0; i < IN_ROWS; i++) {
+                if (top + i < 0 || top + i >= H) continue;
+                const float *xr = x + (top + i) * W;
+#pragma GCC unroll 7
+                for (int kw = 0; kw < K; kw++) {
+                    /* Masked loads only at the borders: they stream from
+                     * memory at half the speed of plain ones on some cores
+                     * (no hardware prefetch). */
+                    __m512 v;
+                    if (S == 1) {
+                        v = m[kw] == 0xffff ? _mm512_loadu_ps(xr + base[kw])
+                                            : _mm512_maskz_loadu_ps((__mmask16)m[kw], xr + base[kw]);
+                    } else {
+                        __m512 v0, v1;
+                        if (m[kw] == 0xffffffffu) {
+                            v0 = _mm512_loadu_ps(xr + base[kw]);
+                            v1 = _mm512_loadu_ps(xr + base[kw] + 16);
+                        } else {
+                            v0 = _mm512_maskz_loadu_ps((__mmask16)m[kw], xr + base[kw]);
+                            v1 = _mm512_maskz_loadu_ps((__mmask16)(m[kw] >> 16), xr + base[kw] + 16);
+                        }
+                        v = _mm512_permutex2var_ps(v0, even, v1);
+                    }
+#pragma GCC unroll 4
+                    for (int r = 0; r < DW_ROWS; r++) {
+                        const int kh = i - r * S;
+                        if (kh >= 0 && kh < K) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(w[kh * K + kw]), v, acc[r]);
+                    }
+                }
+            }
+            int nr = (int)(OH - oh0 < DW_ROWS ? OH - oh0 : DW_ROWS);
+#pragma GCC unroll 4
+            for (int r = 0; r < DW_ROWS; r++)
+                if (r < nr)
+                    _mm512_mask_storeu_ps(y + (oh0 + r) * OW + ow0, om,
+                                          _mm512_min_ps(vhi, _mm512_max_ps(vlo, acc[r])));
+        }
+    }
+}
+
+__attribute__((target("avx512f")))
+static void dw_plane_avx512(const dw_job *j, const float *x, const float *w, float bias, float *y)
+{
+    const conv_geom *g = j->g;
+    int K = (int)g->k[2], S = (int)g->str[2];
+    switch (K * 4 + S) {
+    case 3 * 4 + 1: dw_plane_k(3, 1, j, x, w, bias, y); break;
+    case 3 * 4 + 2: dw_plane_k(3, 2, j, x, w, bias, y); break;
+    case 5 * 4 + 1: dw_plane_k(5, 1, j, x, w, bias, y); break;
+    case 5 * 4 + 2: dw_plane_k(5, 2, j, x, w, bias, y); break;
+    case 7 * 4 + 1: dw_plane_k(7, 1, j, x, w, bias, y); break;
+    default: dw_plane_k(7, 2, j, x, w, bias, y); break;
+    }
+}
+#endif
+
+static void dw_task(void *arg, int64_t p0, int64_t p1, int tid)
+{
+#ifdef HAVE_X86
+    const dw_job *j = arg;
+    const conv_geom *g = j->g;
+    for (int64_t p = p0; p < p1; p++) {
+        int64_t ch = p % g->c;
+        float *yp = j->y + p * g->out_sz;
+        dw_plane_avx512(j, j->x + p * g->in_sz, j->w + ch * g->k_sz, j->bias ? j->bias[ch] : 0.0f, yp);
+        if (j->epi) op_apply_epilogue(j->epi, yp, j->res ? j->res + p * g->out_sz : NULL, g->out_sz);
+    }
+#endif
+}
+
+static int conv_depthwise(op_ctx *c, const conv_geom *g, const float *x, const float *w, const float *bias,
+                          float *y)
+{
+    dw_job j = {.g = g, .x = x, .w = w, .bias = bias, .y = y, .epi = c->epi,
+                .res = c->epi && c->epi->residual ? c->epi->residual->data : NULL,
+                .lo = -INFINITY, .hi = INFINITY};
+    if (j.epi && j.epi->act == OP_ACT_CLAMP && !j.res) {
+        j.lo = j.epi->lo;
+        j.hi = j.epi->hi;
+        j.epi = NULL;
+    }
+    /* ~64 KB of output per task. */
+    tp_parallel_for(c->pool, g->n * g->c, 16384 / (g->out_sz + 1) + 1, dw_task, &j);
+    return QK_OK;
+}
+
+/* ------------------------------------------------- packed-weight engine */
+
+/* Conv with group 1 whose weights exec_new packed (conv_prepare): one
+ * sgemm_packed product W [M, C*k] x B [C*k, batch*positions], where B is
+ * never stored whole: the engine asks for one block at a time and
+ * pack_conv_b copies it from the input (pointwise) or from a zero-padded,
+ * phase-split copy of it (see `padded`) straight into the kernel's sliver
+ * layout.  Columns run over the images of the batch (so small feature maps
+ * still fill whole tiles), and the engine writes each output element once,
+ * with the bias and any fused epilogue (residual, Relu/Clip, SiLU)
+ * applied in registers. */
+
+typedef struct conv_state {
+    const float *w;             /* the weights packed, to check at run time */
+    int64_t m, k;
+    sgemm_pa *pa;
+} conv_state;
+
+int conv_prepare(op_ctx *c, void **state)
+{
+    *state = NULL;
+    if (c->n_in < 2 || !c->in[0] || !c->in[1]) return QK_OK;
+    const xt *w = c->in[1];
+    if (!w->data || w->dtype != DT_FLOAT || w->rank < 3 || w->rank > 2 + SP) return QK_OK;
+    if (node_attr_int(c->node, "group", 1) != 1) return QK_OK;
+    int64_t m = w->dims[0], k = m > 0 ? xt_numel(w) / m : 0;
+    /* A single input channel goes direct (see conv_run). */
+    if (m <= 0 || k <= 0 || w->dims[1] == 1) return QK_OK;
+    conv_state *st = calloc(1, sizeof *st);
+    if (!st || !(st->pa = sgemm_pack_a(w->data, k, m, k))) {
+        free(st);
+        return op_fail(c, QK_ENOMEM, "out of memory packing the weights (%lld x %lld)", (long long)m,
+                       (long long)k);
+    }
+    st->w = w->data;
+    st->m = m;
+    st->k = k;
+    *state = st;
+    return QK_OK;
+}
+
+void conv_release(void *state)
+{
+    conv_state *st = state;
+    sgemm_pa_free(st->pa);
+    free(st);
+}
+
+typedef struct engine_b {
+    const conv_geom *g;
+    const float *base;          /* padded images, or X itself when pointwise */
+    const int64_t *roff;        /* row k of B: offset within an image */
+    int64_t img_stride;         /* floats per image in base */
+    int pointwise;
+    padded pad;
+} engine_b;
+
+/* A run of a sliver's columns that are contiguous in the source. */
+typedef struct brun {
+    int64_t src;                /* offset from an image row's base */
+    int dst, len;               /* column in the sliver, count */
+} brun;
+
+/* Splits columns [j, j + n) into contiguous source runs; returns the count. */
+static int sliver_runs(const engine_b *e, int64_t j, int64_t n, brun *runs)
+{
+    const conv_geom *g = e->g;
+    const int64_t P = g->out_sz, OW = g->out[2], OH = g->out[1];
+    int nr = 0;
+    int64_t img = j / P, pos = j % P;
+    for (int64_t done = 0; done < n;) {
+        int64_t len, src;
+        if (e->pointwise) {
+            len = P - pos;
+            src = img * e->img_stride + pos;
+        } else {
+            int64_t od = pos / (OH * OW), oh = pos / OW % OH, ow = pos % OW;
+            len = OW - ow;
+            src = img * e->img_stride + padded_row(g, &e->pad, od, oh) + ow;
+        }
+        if (len > n - done) len = n - done;
+        runs[nr++] = (brun){src, (int)done, (int)len};
+        done += len;
+        pos += len;
+        if (pos == P) {
+            pos = 0;
+            img++;
+        }
+    }
+    return nr;
+}
+
+static void pack_sliver_c(float *dst, int64_t kc, int nr, const float *base, const int64_t *roff,
+                          const brun *runs, int n_runs, int valid)
+{
+    for (int64_t k = 0; k < kc; k++, dst += nr) {
+        const float *b = base + roff[k];
+        for (int r = 0; r < n_runs; r++)
+            copy_floats(dst + runs[r].dst, b + runs[r].src, runs[r].len);
+        for (int c = valid; c < nr; c++) dst[c] = 0.0f;
+    }
+}
+
+#ifdef HAVE_X86
+/* A sliver's runs as the AVX-512 packer uses them: lane l of run r reads
+ * src_r + l - dst_r (adj), under the run's lanes of each half (m0, m1). */
+typedef struct sliver_plan {
+    int n_runs, whole;          /* whole: one run of 32 columns from src0 */
+    int64_t src0;
+    int64_t adj[32];
+    __mmask16 m0[32], m1[32];
+} sliver_plan;
+
+/* Slivers per pack call at most: sgemm_packed's blocks are <= 16 wide. */
+#define MAX_SLIVERS 16
+
+/* Packs k-row by k-row across all the block's slivers, so each k reads a
+ * long stretch of one input row: sequential enough for the hardware
+ * prefetcher when the input comes from L3 or memory (large batches),
+ * where walking one sliver's k-rows at a time stalled on every row. */
+__attribute__((target("avx512f")))
+static void pack_block_avx512(float *dst, int64_t kc, int nr, const float *base, const int64_t *roff,
+                              const sliver_plan *sp, int n_sl)
+{
+    for (int64_t k = 0; k < kc; k++) {
+        const float *b = base + roff[k];
+        float *d = dst + k * nr;
+        for (int s = 0; s < n_sl; s++, d += nr * kc) {
+            const sliver_plan *p = &sp[s];
+            if (p->whole) {
+                _mm512_store_ps(d, _mm512_loadu_ps(b + p->src0));
+                _mm512_store_ps(d + 16, _mm512_loadu_ps(b + p->src0 + 16));
+                continue;
+            }
+            __m512 v0 = _mm512_setzero_ps(), v1 = v0;
+            for (int r = 0; r < p->n_runs; r++) {
+                v0 = _mm512_mask_loadu_ps(v0, p->m0[r], b + p->adj[r]);
+                if (nr == 32) v1 = _mm512_mask_loadu_ps(v1, p->m1[r], b + p->adj[r] + 16);
+            }
+            _mm512_store_ps(d, v0);
+            if (nr == 32) _mm512_store_ps(d + 16, v1);
+        }
+    }
+}
+#endif
+
+static void pack_conv_b(void *arg, int64_t k0, int64_t kc, int64_t j0, int64_t nc, int nr, float *dst)
+{
+    const engine_b *e = arg;
+    brun runs[64];
+#ifdef HAVE_X86
+    if (isa_level() >= 2 && (nr == 16 || nr == 32) && nc <= (int64_t)MAX_SLIVERS * nr) {
+        sliver_plan sp[MAX_SLIVERS];
+        int n_sl = 0;
+        for (int64_t s = 0; s < nc; s += nr, n_sl++) {
+            int valid = (int)(nc - s < nr ? nc - s : nr);
+            int n_runs = sliver_runs(e, j0 + s, valid, runs);
+            sliver_plan *p = &sp[n_sl];
+            p->n_runs = n_runs;
+            p->whole = n_runs == 1 && valid == 32 && nr == 32;
+            p->src0 = runs[0].src;
+            for (int r = 0; r < n_runs; r++) {
+                uint32_t bits = (uint32_t)(((uint64_t)1 << runs[r].len) - 1) << runs[r].dst;
+                p->adj[r] = runs[r].src - runs[r].dst;
+                p->m0[r] = (__mmask16)bits;
+                p->m1[r] = (__mmask16)(bits >> 16);
+            }
+        }
+        pack_block_avx512(dst, kc, nr, e->base, e->roff + k0, sp, n_sl);
+        return;
+    }
+#endif
+    for (int64_t s = 0; s < nc; s += nr, dst += nr * kc) {
+        int valid = (int)(nc - s < nr ? nc - s : nr);
+        int n_runs = sliver_runs(e, j0 + s, valid, runs);
+        pack_sliver_c(dst, kc, nr, e->base, e->roff + k0, runs, n_runs, valid);
+    }
+}
+
+/* Pads channels [c0, c1) of all images (index n * C + ch) into base. */
+typedef struct engine_pad {
+    const conv_geom *g;
+    const padded *pad;
+    const float *x;
+    float *dst;
+} engine_pad;
+
+static void engine_pad_task(void *arg, int64_t c0, int64_t c1, int tid)
+{
+    const engine_pad *p = arg;
+    for (int64_t ch = c0; ch < c1; ch++)
+        padded_fill(p->g, p->pad, p->x + ch * p->g->in_sz, p->dst + ch * p->pad->chan_sz);
+}
+
+/* Runs the engine; QK_UNKNOWN when it does not apply (the caller takes
+ * another path), else QK_OK or an error. */
+static int conv_engine(op_ctx *c, const conv_geom *g, const conv_state *st, const float *x,
+                       const float *bias, float *y)
+{
+    const int nr = sgemm_pa_nr(st->pa);
+    const int64_t P = g->out_sz, K = st->k;
+    /* A tile of nr columns may span two images, not three. */
+    if (g->n > 1 && P < nr) return QK_UNKNOWN;
+    engine_b e = {.g = g};
+    e.pointwise = 1;
+    for (int a = 0; a < SP; a++)
+        if (g->k[a] != 1 || g->str[a] != 1 || g->pb[a] != 0 || g->pe[a] != 0) e.pointwise = 0;
+    int64_t *roff = op_scratch(1, sizeof(int64_t) * (size_t)K);
+    if (!roff) return op_fail(c, QK_ENOMEM, "out of memory");
+    if (e.pointwise) {
+        for (int64_t k = 0; k < K; k++) roff[k] = k * g->in_sz;
+        e.base = x;
+        e.img_stride = g->c * g->in_sz;
+    } else {
+        padded_init(g, &e.pad);
+        size_t floats = (size_t)(g->n * g->c * e.pad.chan_sz);
+        float *xpad = op_scratch(0, sizeof(float) * floats + 64);
+        if (!xpad)
+            return op_fail(c, QK_ENOMEM, "cannot allocate %zu bytes of padded input", sizeof(float) * floats);
+        engine_pad ep = {g, &e.pad, x, xpad};
+        tp_parallel_for(c->pool, g->n * g->c, 16384 / (e.pad.chan_sz + 1) + 1, engine_pad_task, &ep);
+        int64_t r = 0;
+        for (int64_t ci = 0; ci < g->c; ci++)
+            for (int64_t kd = 0; kd < g->k[0]; kd++)
+                for (int64_t kh = 0; kh < g->k[1]; kh++)
+                    for (int64_t kw = 0; kw < g->k[2]; kw++) roff[r++] = padded_tap(g, &e.pad, ci, kd, kh, kw);
+        e.base = xpad;
+        e.img_stride = g->c * e.pad.chan_sz;
+    }
+    e.roff = roff;
+    sgemm_epi ep = {.bias = bias};
+    if (c->epi) {
+        ep.res = c->epi->residual ? c->epi->residual->data : NULL;
+        if (c->epi->act == OP_ACT_CLAMP) {
+            ep.clamp = 1;
+            ep.lo = c->epi->lo;
+            ep.hi = c->epi->hi;
+        } else if (c->epi->act == OP_ACT_SILU) {
+            ep.silu = 1;
+        }
+    }
+    if (sgemm_packed(st->pa, g->n * P, pack_conv_b, &e, y, P, P, g->m * P, &ep, c->pool))
+        return QK_UNKNOWN;
+    return QK_OK;
+}
+
+/* Epilogue after the fact for the paths without one inside. */
+typedef struct epi_job {
+    const op_epilogue *epi;
+    float *y;
+    const float *res;
+    int64_t plane;
+} epi_job;
+
+static void epi_task(void *arg, int64_t p0, int64_t p1, int tid)
+{
+    const epi_job *j = arg;
+    for (int64_t p = p0; p < p1; p++)
+        op_apply_epilogue(j->epi, j->y + p * j->plane, j->res ? j->res + p * j->plane : NULL, j->plane);
+}
+
+static int conv_run_plain(op_ctx *c);
+
 static int conv_run(op_ctx *c)
 {
     conv_geom g;
@@ -941,10 +1404,32 @@ static int conv_run(op_ctx *c)
     if (rc) return rc;
     xt *yt = c->out[0];
     if (xt_numel(yt) == 0) return QK_OK;
+    const conv_state *st = c->state;
+    if (st && st->w == c->in[1]->data && g.group == 1 && st->m == g.m && st->k == g.cg * g.k_sz) {
+        rc = conv_engine(c, &g, st, c->in[0]->data, c->n_in > 2 && c->in[2] ? c->in[2]->data : NULL,
+                         yt->data);
+        if (rc != QK_UNKNOWN) return rc;
+    }
+    int direct = g.cg * g.k_sz <= MAX_TAPS && (g.cg == 1 || (g.group > 1 && g.cg <= DIRECT_MAX_CG));
+    if ((rc = conv_run_plain(c)) || !c->epi || direct) return rc;
+    epi_job ej = {c->epi, yt->data, c->epi->residual ? c->epi->residual->data : NULL, g.out_sz};
+    tp_parallel_for(c->pool, g.n * g.m, 16384 / (g.out_sz + 1) + 1, epi_task, &ej);
+    return QK_OK;
+}
+
+/* The paths without packed weights; conv_direct applies c->epi itself,
+ * the others leave it to conv_run. */
+static int conv_run_plain(op_ctx *c)
+{
+    conv_geom g;
+    int rc = check_run(c, 0, &g);
+    if (rc) return rc;
+    xt *yt = c->out[0];
     conv_job j = {.g = &g, .x = c->in[0]->data, .w = c->in[1]->data,
                   .bias = c->n_in > 2 && c->in[2] ? c->in[2]->data : NULL, .y = yt->data};
     int nt = tp_nthreads(c->pool);
 
+    if (dw_fast_ok(&g)) return conv_depthwise(c, &g, j.x, j.w, j.bias, j.y);
     if (g.cg * g.k_sz <= MAX_TAPS && (g.cg == 1 || (g.group > 1 && g.cg <= DIRECT_MAX_CG)))
         return conv_direct(c, &g, j.x, j.w, j.bias, j.y);
 

@@ -3,6 +3,7 @@
  * means adding a row to its group's fragment, nothing else. */
 #ifndef QK_CORE_OPS_H
 #define QK_CORE_OPS_H
+#include <stddef.h>
 #include "../op.h"
 
 #define OP_GROUPS(X) \
@@ -36,5 +37,20 @@ int op_isa_level(void);
 void vec_exp(const float *x, float *y, int64_t n);
 void vec_sigmoid(const float *x, float *y, int64_t n);
 void vec_silu(const float *x, float *y, int64_t n);
+
+/* A buffer of at least `bytes` (64-byte aligned) owned by the calling
+ * thread and kept for its next call with the same slot (0..3), so kernels
+ * need no malloc per run; NULL when out of memory.  Valid until the same
+ * thread asks for that slot again.  Kernels take slots from the executor's
+ * thread only, and hand slices to pool tasks. */
+void *op_scratch(int slot, size_t bytes);
+
+/* y = act(y + res) over n floats (res may be NULL): a fused epilogue
+ * applied after the fact, for kernel paths that cannot apply it inside. */
+void op_apply_epilogue(const op_epilogue *ep, float *y, const float *res, int64_t n);
+
+/* Executor hooks of the convolution (conv.c, listed by op_prep_lookup). */
+int conv_prepare(op_ctx *c, void **state);
+void conv_release(void *state);
 
 #endif

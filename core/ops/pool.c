@@ -303,6 +303,29 @@ static void fill_neg_inf(float *d, int64_t n)
     for (int64_t i = 0; i < n; i++) d[i] = -INFINITY;
 }
 
+#ifdef POOL_X86
+/* y[ow] = max over kw < KW of row[2 ow + kw], 16 outputs at a time: the
+ * 32 columns under a tap's outputs are loaded and the even ones kept with
+ * one permute.  row must be readable (and -inf) 32 floats past the last
+ * column the taps reach. */
+__attribute__((target("avx512f")))
+static void hmax_s2_avx512(float *y, const float *row, int64_t OW, int64_t KW)
+{
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    for (int64_t ow = 0; ow < OW; ow += 16) {
+        const float *r = row + 2 * ow;
+        __m512 m = _mm512_set1_ps(-INFINITY);
+        for (int64_t kw = 0; kw < KW; kw++) {
+            __m512 v = _mm512_permutex2var_ps(_mm512_loadu_ps(r + kw), even, _mm512_loadu_ps(r + kw + 16));
+            m = _mm512_max_ps(v, m);
+        }
+        int64_t n = OW - ow < 16 ? OW - ow : 16;
+        if (n == 16) _mm512_storeu_ps(y + ow, m);
+        else _mm512_mask_storeu_ps(y + ow, (__mmask16)((1u << n) - 1), m);
+    }
+}
+#endif
+
 /* True when maxpool_fast can run this pool. */
 static int maxpool_fast_ok(const pool_geom *g, int dtype, int want_indices)
 {
@@ -318,7 +341,7 @@ static void maxpool_fast(void *arg, int64_t p0, int64_t p1, int tid)
 {
     const maxpool_job *j = arg;
     const pool_geom *g = j->g;
-    float row[FAST_ROW], ph[FAST_ROW];
+    float row[FAST_ROW + 32], ph[FAST_ROW];
     const int64_t IW = g->in[2], OW = g->out[2], KW = g->ker[2], S = g->str[2], PB = g->pb[2];
     const int64_t pw = (OW - 1) * S + KW;               /* padded columns the taps reach */
     const int64_t c0 = PB, c1 = PB + IW < pw ? PB + IW : pw;   /* input columns inside it */
@@ -343,6 +366,14 @@ static void maxpool_fast(void *arg, int64_t p0, int64_t p1, int tid)
                     for (int64_t kw = 1; kw < KW; kw++) vmax(y, row + kw, OW);
                     continue;
                 }
+#ifdef POOL_X86
+                if (op_isa_level() >= 2) {
+                    /* -inf past the end, for the whole-vector loads. */
+                    fill_neg_inf(row + pw, 32);
+                    hmax_s2_avx512(y, row, OW, KW);
+                    continue;
+                }
+#endif
                 /* Stride 2: even columns to ph[0..], odd to ph[half..]; tap
                  * kw of output ow is column 2ow + kw = phase kw & 1, index
                  * ow + kw / 2. */

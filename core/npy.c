@@ -8,7 +8,7 @@
  * before anything is allocated, and every refusal names the file and says
  * why in one line.  The writer emits version 1.0 (what numpy itself writes
  * for any header under 64 KiB, which an 8-dimensional shape always is). */
-#define _GNU_SOURCE /* mkstemp, fsync, fchmod under -std=c11 */
+#define _GNU_SOURCE /* madvise, sysconf under -std=gnu11 */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -19,6 +19,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "atomic_file.h"
 #include "npy.h"
 
 /* The element bytes are copied as they are, so the host must be
@@ -433,45 +434,6 @@ static const char *descr_of(int dt)
     }
 }
 
-/* Writes all n bytes, retrying short writes and EINTR. */
-static int write_all(int fd, const void *buf, size_t n)
-{
-    const char *p = buf;
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-/* Best effort: make the rename itself durable.  Failure is not an error
- * (some file systems refuse to fsync a directory). */
-static void sync_dir_of(const char *path)
-{
-    char dir[PATH_MAX];
-    const char *slash = strrchr(path, '/');
-    if (!slash) {
-        strcpy(dir, ".");
-    } else if (slash == path) {
-        strcpy(dir, "/");
-    } else {
-        size_t n = (size_t)(slash - path);
-        if (n >= sizeof dir) return;
-        memcpy(dir, path, n);
-        dir[n] = '\0';
-    }
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-}
-
 int npy_write(const char *path, const xt *t, qk_err *err)
 {
     const char *descr = descr_of(t->dtype);
@@ -502,39 +464,13 @@ int npy_write(const char *path, const xt *t, qk_err *err)
     h[8] = (char)((total - 10) & 0xff);
     h[9] = (char)((total - 10) >> 8);
 
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + sizeof ".tmpXXXXXX");
-    if (!tmp) return qk_fail(err, QK_ENOMEM, "%s: out of memory", path);
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmpXXXXXX", sizeof ".tmpXXXXXX");
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        int r = qk_fail(err, QK_EIO, "%s: cannot create a temporary file: %s", path, strerror(errno));
-        free(tmp);
+    atomic_file af;
+    int r = atomic_open(&af, path, err);
+    if (r) return r;
+    if (fwrite(h, 1, total, af.f) != total || fwrite(t->data, 1, (size_t)nbytes, af.f) != (size_t)nbytes) {
+        r = qk_fail(err, QK_EIO, "%s: write failed: %s", path, strerror(errno));
+        atomic_abort(&af);
         return r;
     }
-    /* mkstemp makes the file 0600; give it the mode open() would have.
-     * Reading the umask means setting it, briefly: the CLI writes outputs
-     * from its main thread only. */
-    mode_t mask = umask(022);
-    umask(mask);
-    (void)fchmod(fd, 0666 & ~mask);
-
-    int r = QK_OK;
-    if (write_all(fd, h, total) != 0 || write_all(fd, t->data, (size_t)nbytes) != 0) {
-        r = qk_fail(err, QK_EIO, "%s: write failed: %s", path, strerror(errno));
-    } else if (fsync(fd) != 0) {
-        r = qk_fail(err, QK_EIO, "%s: fsync failed: %s", path, strerror(errno));
-    }
-    if (close(fd) != 0 && r == QK_OK)
-        r = qk_fail(err, QK_EIO, "%s: close failed: %s", path, strerror(errno));
-    if (r == QK_OK && rename(tmp, path) != 0)
-        r = qk_fail(err, QK_EIO, "%s: cannot rename the temporary file into place: %s", path,
-                    strerror(errno));
-    if (r != QK_OK)
-        unlink(tmp);
-    else
-        sync_dir_of(path);
-    free(tmp);
-    return r;
+    return atomic_commit(&af, err);
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "atomic_file.h"
 #include "onnx_io.h"
 #include "ir_private.h"
 #include "onnx.pb-c.h"
@@ -83,42 +84,19 @@ int onnx_load(const char *path, ir_graph **out, qk_err *err)
     return QK_OK;
 }
 
-/* Writes buf to path through a temporary file in the same folder, so readers
- * never see a half-written model and a failure leaves nothing behind. */
+/* Writes buf to path atomically (atomic_file.h), so readers never see a
+ * half-written model and a failure leaves nothing behind. */
 static int write_atomic(const char *path, const uint8_t *buf, size_t len, qk_err *err)
 {
-    size_t pl = strlen(path) + 16;
-    char *tmp = malloc(pl);
-    if (!tmp) return qk_fail(err, QK_ENOMEM, "out of memory");
-    snprintf(tmp, pl, "%s.tmpXXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        int rc = qk_fail(err, QK_EIO, "%s: cannot create: %s", path, strerror(errno));
-        free(tmp);
+    atomic_file af;
+    int rc = atomic_open(&af, path, err);
+    if (rc) return rc;
+    if (fwrite(buf, 1, len, af.f) != len) {
+        rc = qk_fail(err, QK_EIO, "%s: write failed: %s", path, strerror(errno));
+        atomic_abort(&af);
         return rc;
     }
-    size_t off = 0;
-    while (off < len) {
-        ssize_t w = write(fd, buf + off, len - off);
-        if (w <= 0) break;
-        off += (size_t)w;
-    }
-    int ok = off == len && fsync(fd) == 0;
-    ok = (close(fd) == 0) && ok;
-    if (ok) {
-        /* mkstemp creates 0600; give the file the mode a plain fopen would. */
-        mode_t um = umask(0);
-        umask(um);
-        chmod(tmp, 0666 & ~um);
-    }
-    if (!ok || rename(tmp, path) != 0) {
-        int rc = qk_fail(err, QK_EIO, "%s: write failed: %s", path, strerror(errno));
-        unlink(tmp);
-        free(tmp);
-        return rc;
-    }
-    free(tmp);
-    return QK_OK;
+    return atomic_commit(&af, err);
 }
 
 int onnx_save(ir_graph *g, const char *path, qk_err *err)

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include "clock.h"
 #include "calibrate.h"
 #include "host.h"
 
@@ -44,13 +45,6 @@ qk_quant_spec calib_spec_of(const plan_entry *e)
         .axis = e->axis >= 0 ? e->axis : 0,
         .is_weight = weight,
     };
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 /* Loads the observer named by e's rule and creates its state. */

@@ -7,15 +7,9 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include "clock.h"
 #include "cli.h"
 #include "onnx_io.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int cmp_double(const void *a, const void *b)
 {

@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "clock.h"
 #include "executor.h"
 
 /* A chain whose head (a Conv) applies the rest in its epilogue. */
@@ -72,13 +73,6 @@ struct executor {
     double *prof_flops;   /* ... and Conv/Gemm flops per node over all runs */
     int prof_runs;
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* QK_PROFILE=1: on exec_free, prints to stderr the time per op type and the
  * slowest nodes, averaged over the runs (a development aid for bench/). */

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 #include <quantkit/quantkit.h>
+#include "clock.h"
 #include "backend_vt.h"
 #include "calibrate.h"
 #include "config.h"
@@ -46,13 +47,6 @@ typedef struct ptq_job {
     sqnr_acc *output_sqnr;
     double t_start;
 } ptq_job;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static const char *vname(const ptq_job *j, int i) { return j->g->values[j->plan->entries[i].value].name; }
 

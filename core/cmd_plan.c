@@ -43,18 +43,9 @@ int cmd_plan(int argc, char **argv)
         goto done;
     }
     const qk_backend_vtable *bv = backend->vtable;
-    if (bv->check_options) {
-        host_ctx hc;
-        char who[128];
-        snprintf(who, sizeof who, "backend '%s'", backend->name);
-        host_ctx_init(&hc, who, g, &err);
-        qk_params *opts_p = host_params_new(&cfg->backend_options.value, &err);
-        int rc = opts_p ? bv->check_options(&hc.host, opts_p) : QK_ENOMEM;
-        host_params_free(opts_p);
-        if (rc) {
-            cli_error("%s", err.code ? err.msg : "backend options refused");
-            goto done;
-        }
+    if (ptq_check_backend_options(backend, g, cfg, &err)) {
+        cli_error("%s", err.msg);
+        goto done;
     }
     int fused = 0;
     if (fusion_pass_run(reg, g, cfg, bv, &fused, &err) || plan_build(g, cfg, bv->quantized_ops, backend_shared_scale_ops(bv), &plan, &err) ||

@@ -39,8 +39,6 @@ typedef struct ptq_job {
     float **lo, **hi;             /* per plan entry: observed range (NULL from a record) */
     int64_t *range_channels;
     sqnr_acc *sqnr;               /* per plan entry */
-    int *emitted;                 /* entries handed to the backend */
-    int n_emitted;
     char **entry_node, **entry_op; /* per plan entry, taken before the backend edits nodes */
     int n_outputs;
     char **output_names;
@@ -66,15 +64,15 @@ int ptq_check_plugins(registry *reg, const quant_plan *p, qk_err *err)
 
 /* ---- load, fuse, plan ----------------------------------------------------- */
 
-static int check_backend_options(ptq_job *j, qk_err *err)
+int ptq_check_backend_options(const qk_plugin_descriptor *backend, ir_graph *g, const qk_config *cfg, qk_err *err)
 {
-    const qk_backend_vtable *bv = j->backend->vtable;
+    const qk_backend_vtable *bv = backend->vtable;
     if (!bv->check_options) return QK_OK;
     host_ctx hc;
     char who[128];
-    snprintf(who, sizeof who, "backend '%s'", j->backend->name);
-    host_ctx_init(&hc, who, j->g, err);
-    qk_params *opts = host_params_new(&j->cfg->backend_options.value, err);
+    snprintf(who, sizeof who, "backend '%s'", backend->name);
+    host_ctx_init(&hc, who, g, err);
+    qk_params *opts = host_params_new(&cfg->backend_options.value, err);
     err->code = 0;
     int rc = opts ? bv->check_options(&hc.host, opts) : QK_ENOMEM;
     host_params_free(opts);
@@ -90,7 +88,7 @@ static int load_and_plan(ptq_job *j, qk_err *err)
     if (!rc) rc = ir_check_ops(j->g, err);
     if (!rc) rc = registry_new((const char *const *)j->cfg->plugin_path, j->cfg->n_plugin_path, &j->reg, err);
     if (!rc) rc = registry_get(j->reg, QK_PLUGIN_BACKEND, j->cfg->backend.value, &j->backend, err);
-    if (!rc) rc = check_backend_options(j, err);
+    if (!rc) rc = ptq_check_backend_options(j->backend, j->g, j->cfg, err);
     if (rc) return rc;
     const qk_backend_vtable *bv = j->backend->vtable;
     rc = fusion_pass_run(j->reg, j->g, j->cfg, bv, &j->fusions, err);
@@ -107,10 +105,9 @@ static int load_and_plan(ptq_job *j, qk_err *err)
     j->hi = calloc((size_t)n, sizeof *j->hi);
     j->range_channels = calloc((size_t)n, sizeof *j->range_channels);
     j->sqnr = calloc((size_t)n, sizeof *j->sqnr);
-    j->emitted = calloc((size_t)n, sizeof *j->emitted);
     j->entry_node = calloc((size_t)n, sizeof *j->entry_node);
     j->entry_op = calloc((size_t)n, sizeof *j->entry_op);
-    if (!j->qp || !j->codes || !j->lo || !j->hi || !j->range_channels || !j->sqnr || !j->emitted || !j->entry_node ||
+    if (!j->qp || !j->codes || !j->lo || !j->hi || !j->range_channels || !j->sqnr || !j->entry_node ||
         !j->entry_op)
         return qk_fail(err, QK_ENOMEM, "out of memory");
     for (int i = 0; i < n; i++) {
@@ -185,12 +182,8 @@ static int take_from_record(ptq_job *j, int i, int64_t channels, qk_err *err)
                        "the config now asks for %s, %d bits, [%d, %d], %lld channel(s)",
                        j->rec->path, r->line, r->column, vname(j, i), r->role ? r->role : "?", r->bits, r->qp.qmin,
                        r->qp.qmax, (long long)r->qp.count, want_role, e->rule->bits, qmin, qmax, (long long)channels);
-    if (qparams_alloc(&j->qp[i], channels, r->qp.axis)) return qk_fail(err, QK_ENOMEM, "out of memory");
-    memcpy(j->qp[i].scale, r->qp.scale, (size_t)channels * sizeof(float));
-    memcpy(j->qp[i].zero_point, r->qp.zero_point, (size_t)channels * sizeof(int32_t));
-    j->qp[i].qmin = qmin;
-    j->qp[i].qmax = qmax;
-    return QK_OK;
+    /* qmin/qmax were checked equal to the spec's above. */
+    return qparams_copy(&j->qp[i], &r->qp) ? qk_fail(err, QK_ENOMEM, "out of memory") : QK_OK;
 }
 
 static int activations_from_record(ptq_job *j, qk_err *err)
@@ -209,12 +202,7 @@ static int share_group_params(ptq_job *j, qk_err *err)
     for (int i = 0; i < j->plan->n; i++) {
         int gi = plan_group(j->plan, i);
         if (gi == i || j->plan->entries[i].role != PLAN_ACTIVATION) continue;
-        const qk_qparams *src = &j->qp[gi];
-        if (qparams_alloc(&j->qp[i], src->count, src->axis)) return qk_fail(err, QK_ENOMEM, "out of memory");
-        memcpy(j->qp[i].scale, src->scale, (size_t)src->count * sizeof(float));
-        memcpy(j->qp[i].zero_point, src->zero_point, (size_t)src->count * sizeof(int32_t));
-        j->qp[i].qmin = src->qmin;
-        j->qp[i].qmax = src->qmax;
+        if (qparams_copy(&j->qp[i], &j->qp[gi])) return qk_fail(err, QK_ENOMEM, "out of memory");
     }
     return QK_OK;
 }
@@ -336,7 +324,6 @@ static int quantize_biases(ptq_job *j, qk_err *err)
             deq[0] = (float)(q * s);
             sqnr_add(&j->sqnr[i], x + c, deq, 1);
         }
-        j->emitted[j->n_emitted++] = i;
     }
     return QK_OK;
 }
@@ -345,31 +332,29 @@ static int quantize_biases(ptq_job *j, qk_err *err)
 
 static int emit(ptq_job *j, qk_err *err)
 {
-    /* Biases were appended by quantize_biases; put activations and weights
-     * first, in plan order. */
-    int nb = j->n_emitted;
+    /* The backend gets every entry that has parameters: all activations
+     * and weights, and the biases quantize_biases could make integer (the
+     * rest stay float); activations and weights first, in plan order. */
     int *order = malloc(((size_t)j->plan->n + 1) * sizeof *order);
     if (!order) return qk_fail(err, QK_ENOMEM, "out of memory");
     int n = 0;
     for (int i = 0; i < j->plan->n; i++)
         if (j->plan->entries[i].role != PLAN_BIAS) order[n++] = i;
-    for (int k = 0; k < nb; k++) order[n++] = j->emitted[k];
-    memcpy(j->emitted, order, (size_t)n * sizeof *order);
-    free(order);
-    j->n_emitted = n;
-
-    struct qk_plan plan = {j->g, j->plan, j->n_emitted, j->emitted, j->qp, j->codes};
+    for (int i = 0; i < j->plan->n; i++)
+        if (j->plan->entries[i].role == PLAN_BIAS && j->codes[i]) order[n++] = i;
+    struct qk_plan plan = {j->g, j->plan, n, order, j->qp, j->codes};
     char who[128];
     snprintf(who, sizeof who, "backend '%s'", j->backend->name);
     host_ctx hc;
     host_ctx_init(&hc, who, j->g, err);
     hc.host.plan = plan_api();
     qk_params *opts = host_params_new(&j->cfg->backend_options.value, err);
-    if (!opts) return qk_fail(err, QK_ENOMEM, "out of memory");
     const qk_backend_vtable *bv = j->backend->vtable;
     err->code = 0;
-    int rc = bv->emit(&hc.host, (qk_graph *)j->g, &plan, opts);
+    int rc = opts ? bv->emit(&hc.host, (qk_graph *)j->g, &plan, opts) : QK_ENOMEM;
     host_params_free(opts);
+    free(order);
+    if (rc == QK_ENOMEM && !err->code) return qk_fail(err, rc, "out of memory");
     if (rc) return err->code ? rc : qk_fail(err, rc, "%s: emit failed (status %d)", who, rc);
     rc = ir_compact(j->g, err);
     if (!rc) {
@@ -627,7 +612,6 @@ static void free_job(ptq_job *j)
     free(j->hi);
     free(j->range_channels);
     free(j->sqnr);
-    free(j->emitted);
     record_free(j->rec);
     calib_free(j->cal);
     data_set_free(&j->ds);

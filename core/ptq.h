@@ -23,6 +23,10 @@ typedef struct ptq_options {
  * file is written atomically.  Errors are one line in err. */
 int ptq_run(const ptq_options *o, qk_err *err);
 
+/* Lets the backend validate the YAML's backend_options (reject unknown
+ * keys); errors name the backend. */
+int ptq_check_backend_options(const qk_plugin_descriptor *backend, ir_graph *g, const qk_config *cfg, qk_err *err);
+
 /* Loads every observer and quantizer the plan names, so an unknown name
  * fails before any work, with the list of what was found. */
 int ptq_check_plugins(registry *reg, const quant_plan *p, qk_err *err);

@@ -1,6 +1,7 @@
 /* This file implements the quantization arithmetic (see qparams.h). */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 #include "qparams.h"
 
 void qparams_int_range(const qk_quant_spec *spec, int32_t *qmin, int32_t *qmax)
@@ -26,6 +27,16 @@ int qparams_alloc(qk_qparams *qp, int64_t count, int axis)
         qparams_free(qp);
         return QK_ENOMEM;
     }
+    return QK_OK;
+}
+
+int qparams_copy(qk_qparams *dst, const qk_qparams *src)
+{
+    if (qparams_alloc(dst, src->count, src->axis)) return QK_ENOMEM;
+    memcpy(dst->scale, src->scale, (size_t)src->count * sizeof *dst->scale);
+    memcpy(dst->zero_point, src->zero_point, (size_t)src->count * sizeof *dst->zero_point);
+    dst->qmin = src->qmin;
+    dst->qmax = src->qmax;
     return QK_OK;
 }
 

@@ -18,6 +18,8 @@ int qparams_from_range(const qk_quant_spec *spec, int64_t channels, const float 
                        qk_qparams *out, const char *what, qk_err *err);
 /* Allocates count scales and zero points (zeroed); axis as given. */
 int qparams_alloc(qk_qparams *qp, int64_t count, int axis);
+/* dst becomes a copy of src (own arrays); dst is overwritten, not freed. */
+int qparams_copy(qk_qparams *dst, const qk_qparams *src);
 void qparams_free(qk_qparams *qp);   /* frees the arrays, leaves the struct zeroed */
 
 static inline int32_t qk_quantize_one(float x, float scale, int32_t zp, int32_t qmin, int32_t qmax)

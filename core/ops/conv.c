@@ -1009,8 +1009,42 @@ static inline uint32_t dw_mask(int64_t base, int64_t W, int n)
  * single row's dependent FMAs are not. */
 #define DW_ROWS 4
 
+/* One block of DW_ROWS output rows x 16 columns whose taps all fall
+ * inside the plane (x0: the input under tap (0, 0) of its first output):
+ * no masks and no bounds tests, so the unrolled taps are straight-line
+ * loads and FMAs -- the case of nearly every block of a large plane, where
+ * the tests of the border code cost more than the FMAs. */
+__attribute__((target("avx512f"), always_inline))
+static inline void dw_block_inner(const int K, const int S, const float *x0, int64_t W, const float *w, __m512 vb,
+                                  __m512 vlo, __m512 vhi, float *y, int64_t OW)
+{
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const int IN_ROWS = (DW_ROWS - 1) * S + K;
+    __m512 acc[DW_ROWS];
+#pragma GCC unroll 4
+    for (int r = 0; r < DW_ROWS; r++) acc[r] = vb;
+#pragma GCC unroll 16
+    for (int i = 0; i < IN_ROWS; i++) {
+        const float *xr = x0 + i * W;
+#pragma GCC unroll 7
+        for (int kw = 0; kw < K; kw++) {
+            __m512 v = S == 1 ? _mm512_loadu_ps(xr + kw)
+                              : _mm512_permutex2var_ps(_mm512_loadu_ps(xr + kw), even, _mm512_loadu_ps(xr + kw + 16));
+#pragma GCC unroll 4
+            for (int r = 0; r < DW_ROWS; r++) {
+                const int kh = i - r * S;
+                if (kh >= 0 && kh < K) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(w[kh * K + kw]), v, acc[r]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < DW_ROWS; r++) _mm512_storeu_ps(y + r * OW, _mm512_min_ps(vhi, _mm512_max_ps(vlo, acc[r])));
+}
+
 /* One plane with compile-time kernel size K x K and stride S (both axes),
- * so the loops over taps and block rows unroll into straight-line code. */
+ * so the loops over taps and block rows unroll into straight-line code.
+ * Blocks whose taps all fall inside the plane go to dw_block_inner; the
+ * border blocks load under masks and skip the rows outside. */
 __attribute__((target("avx512f"), always_inline))
 static inline void dw_plane_k(const int K, const int S, const dw_job *j, const float *x, const float *w,
                               float bias, float *y)
@@ -1021,18 +1055,37 @@ static inline void dw_plane_k(const int K, const int S, const dw_job *j, const f
     const __m512 vlo = _mm512_set1_ps(j->lo), vhi = _mm512_set1_ps(j->hi), vb = _mm512_set1_ps(bias);
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const int IN_ROWS = (DW_ROWS - 1) * S + K;
+    /* Full segments [c_lo, c_hi) read only columns inside the plane (at
+     * stride 2 a segment loads 32 columns from each tap's first); c_lo is
+     * the first segment start (a multiple of 16) past the left padding. */
+    int64_t c_lo = ((PL + S - 1) / S + 15) / 16 * 16, c_hi = 0;
+    for (int64_t ow0 = c_lo; ow0 + 16 <= OW && ow0 * S - PL + K - 1 + 16 * S <= W; ow0 += 16) c_hi = ow0 + 16;
+    if (c_hi < c_lo) c_hi = c_lo;
     /* Row blocks outside, column segments inside: the input is read in
      * address order, which matters when it comes from memory (large
      * batches), where walking a plane column strip by column strip ran at
      * a fraction of the bandwidth. */
     for (int64_t oh0 = 0; oh0 < OH; oh0 += DW_ROWS) {
-        /* The rows the next block adds, ahead of time: at large batch the
-         * input comes from memory, and the hardware prefetcher does not
-         * follow these few interleaved row streams well enough. */
+        /* The input rows the next block adds and the output rows it
+         * writes, ahead of time: at large batch, or at batch 1 with planes
+         * past L2, both come from L3 or memory, and the hardware prefetcher
+         * does not follow these few interleaved row streams well enough.
+         * The last block reaches into the next plane (planes are
+         * contiguous), whose first block would otherwise start cold;
+         * prefetches past the tensor's end are harmless hints. */
         for (int64_t ih = oh0 * S - PT + (DW_ROWS - 1) * S + K; ih < (oh0 + 2 * DW_ROWS) * S - PT + K - S; ih++)
-            if (ih >= 0 && ih < H)
+            if (ih >= 0 && ih < H + IN_ROWS)
                 for (int64_t c = 0; c < W; c += 16) _mm_prefetch((const char *)(x + ih * W + c), _MM_HINT_T0);
-        for (int64_t ow0 = 0; ow0 < OW; ow0 += 16) {
+        for (int64_t oh = oh0 + DW_ROWS; oh < oh0 + 2 * DW_ROWS && oh < OH + DW_ROWS; oh++)
+            for (int64_t c = 0; c < OW; c += 16) _mm_prefetch((const char *)(y + oh * OW + c), _MM_HINT_ET0);
+        const int64_t top = oh0 * S - PT;
+        const int rows_in = top >= 0 && top + IN_ROWS <= H && oh0 + DW_ROWS <= OH;
+        for (int64_t ow0 = 0; ow0 < OW;) {
+            if (rows_in && ow0 == c_lo && c_hi > c_lo) {
+                for (; ow0 < c_hi; ow0 += 16)
+                    dw_block_inner(K, S, x + top * W + ow0 * S - PL, W, w, vb, vlo, vhi, y + oh0 * OW + ow0, OW);
+                continue;
+            }
             int n = (int)(OW - ow0 < 16 ? OW - ow0 : 16);
             __mmask16 om = (__mmask16)((1u << n) - 1);
             uint32_t m[K];
@@ -1046,31 +1099,17 @@ static inline void dw_plane_k(const int K, const int S, const dw_job *j, const f
             __m512 acc[DW_ROWS];
 #pragma GCC unroll 4
             for (int r = 0; r < DW_ROWS; r++) acc[r] = vb;
-            const int64_t top = oh0 * S - PT;
 #pragma GCC unroll 16
             for (int i = 0; i < IN_ROWS; i++) {
                 if (top + i < 0 || top + i >= H) continue;
                 const float *xr = x + (top + i) * W;
 #pragma GCC unroll 7
                 for (int kw = 0; kw < K; kw++) {
-                    /* Masked loads only at the borders: they stream from
-                     * memory at half the speed of plain ones on some cores
-                     * (no hardware prefetch). */
-                    __m512 v;
-                    if (S == 1) {
-                        v = m[kw] == 0xffff ? _mm512_loadu_ps(xr + base[kw])
-                                            : _mm512_maskz_loadu_ps((__mmask16)m[kw], xr + base[kw]);
-                    } else {
-                        __m512 v0, v1;
-                        if (m[kw] == 0xffffffffu) {
-                            v0 = _mm512_loadu_ps(xr + base[kw]);
-                            v1 = _mm512_loadu_ps(xr + base[kw] + 16);
-                        } else {
-                            v0 = _mm512_maskz_loadu_ps((__mmask16)m[kw], xr + base[kw]);
-                            v1 = _mm512_maskz_loadu_ps((__mmask16)(m[kw] >> 16), xr + base[kw] + 16);
-                        }
-                        v = _mm512_permutex2var_ps(v0, even, v1);
-                    }
+                    /* Masked-off lanes read no memory. */
+                    __m512 v = _mm512_maskz_loadu_ps((__mmask16)m[kw], xr + base[kw]);
+                    if (S == 2)
+                        v = _mm512_permutex2var_ps(v, even,
+                                                   _mm512_maskz_loadu_ps((__mmask16)(m[kw] >> 16), xr + base[kw] + 16));
 #pragma GCC unroll 4
                     for (int r = 0; r < DW_ROWS; r++) {
                         const int kh = i - r * S;
@@ -1084,6 +1123,7 @@ static inline void dw_plane_k(const int K, const int S, const dw_job *j, const f
                 if (r < nr)
                     _mm512_mask_storeu_ps(y + (oh0 + r) * OW + ow0, om,
                                           _mm512_min_ps(vhi, _mm512_max_ps(vlo, acc[r])));
+            ow0 += 16;
         }
     }
 }

@@ -1,0 +1,174 @@
+/* This file implements tests of the kernels' fast paths against plain
+ * reference loops written here: the depthwise 2-D kernel (interior blocks
+ * without masks, border blocks under masks, fused clamp and SiLU) and the
+ * 3x3 stride-2 MaxPool, on shapes that reach every block kind. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "suites.h"
+#include "executor.h"
+#include "model_build.h"
+
+/* Deterministic values in [-1, 1). */
+static void fill(float *p, int64_t n, unsigned seed)
+{
+    for (int64_t i = 0; i < n; i++) {
+        seed = seed * 1103515245u + 12345u;
+        p[i] = (float)((seed >> 9) & 0xffff) / 32768.0f - 1.0f;
+    }
+}
+
+static void run1(ir_graph *g, int threads, const xt *in, xt *out)
+{
+    executor *e;
+    qk_err err = {0};
+    ck_assert_msg(exec_new(g, threads, &e, &err) == QK_OK, "%s", err.msg);
+    ck_assert_msg(exec_run(e, in, out, &err) == QK_OK, "%s", err.msg);
+    exec_free(e);
+}
+
+/* act: 0 none, 1 Clip(0, 6), 2 SiLU (Sigmoid + Mul). */
+static void check_depthwise(int64_t n, int64_t c, int64_t h, int64_t w, int k, int s, int pad, int act)
+{
+    int64_t oh = (h + 2 * pad - k) / s + 1, ow = (w + 2 * pad - k) / s + 1;
+    int64_t xd[4] = {n, c, h, w}, wd[4] = {c, 1, k, k}, bd[1] = {c};
+    float *x = malloc(sizeof(float) * (size_t)(n * c * h * w)), *wt = malloc(sizeof(float) * (size_t)(c * k * k)),
+          *b = malloc(sizeof(float) * (size_t)c);
+    fill(x, n * c * h * w, 1);
+    fill(wt, c * k * k, 2);
+    fill(b, c, 3);
+    model_build *m = mb_new();
+    int64_t xdyn[4] = {-1, c, h, w};
+    mb_input(m, "X", 4, xdyn);
+    mb_init(m, "W", 4, wd, wt);
+    mb_init(m, "B", 1, bd, b);
+    const char *ci[] = {"X", "W", "B"}, *co[] = {act ? "C" : "Y"};
+    mb_node(m, "Conv", 3, ci, 1, co);
+    mb_attr_int(m, "group", c);
+    int64_t ks[2] = {k, k}, st[2] = {s, s}, pads[4] = {pad, pad, pad, pad};
+    mb_attr_ints(m, "kernel_shape", 2, ks);
+    mb_attr_ints(m, "strides", 2, st);
+    mb_attr_ints(m, "pads", 4, pads);
+    if (act == 1) {
+        float lo = 0.0f, hi = 6.0f;
+        mb_init(m, "lo", 0, NULL, &lo);
+        mb_init(m, "hi", 0, NULL, &hi);
+        const char *i2[] = {"C", "lo", "hi"}, *o2[] = {"Y"};
+        mb_node(m, "Clip", 3, i2, 1, o2);
+    } else if (act == 2) {
+        const char *i2[] = {"C"}, *o2[] = {"S"}, *i3[] = {"C", "S"}, *o3[] = {"Y"};
+        mb_node(m, "Sigmoid", 1, i2, 1, o2);
+        mb_node(m, "Mul", 2, i3, 1, o3);
+    }
+    mb_output(m, "Y");
+    ir_graph *g = mb_load(m);
+    xt in = {.dtype = DT_FLOAT, .rank = 4, .dims = {n, c, h, w}, .data = x}, out;
+    (void)xd;
+    for (int threads = 1; threads <= 2; threads++) {
+        run1(g, threads, &in, &out);
+        ck_assert_int_eq(out.dims[2], oh);
+        ck_assert_int_eq(out.dims[3], ow);
+        const float *y = out.data;
+        for (int64_t i = 0; i < n * c; i++)
+            for (int64_t r = 0; r < oh; r++)
+                for (int64_t q = 0; q < ow; q++) {
+                    int64_t ch = i % c;
+                    double acc = b[ch];
+                    for (int kh = 0; kh < k; kh++)
+                        for (int kw = 0; kw < k; kw++) {
+                            int64_t ih = r * s - pad + kh, iw = q * s - pad + kw;
+                            if (ih >= 0 && ih < h && iw >= 0 && iw < w)
+                                acc += (double)wt[(ch * k + kh) * k + kw] * x[(i * h + ih) * w + iw];
+                        }
+                    if (act == 1) acc = fmin(fmax(acc, 0.0), 6.0);
+                    if (act == 2) acc = acc / (1.0 + exp(-acc));
+                    float got = y[(i * oh + r) * ow + q];
+                    ck_assert_msg(fabs(got - acc) <= 1e-4 * (1.0 + fabs(acc)),
+                                  "depthwise n%lld c%lld %lldx%lld k%d s%d p%d act%d: y[%lld,%lld,%lld] = %g, want %g",
+                                  (long long)n, (long long)c, (long long)h, (long long)w, k, s, pad, act,
+                                  (long long)i, (long long)r, (long long)q, got, acc);
+                }
+        free(out.data);
+    }
+    ir_free(g);
+    free(x);
+    free(wt);
+    free(b);
+}
+
+/* Planes below, at and well above the sizes where blocks become interior
+ * (a full 16-column segment past the left padding, full row blocks). */
+START_TEST(test_depthwise_matches_reference)
+{
+    static const int64_t sizes[][2] = {{7, 7}, {14, 14}, {9, 40}, {37, 35}, {56, 56}, {70, 67}};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+        for (int k = 3; k <= 5; k += 2)
+            for (int s = 1; s <= 2; s++) {
+                check_depthwise(2, 3, sizes[i][0], sizes[i][1], k, s, k / 2, (int)(i % 3));
+                if (i == 4) check_depthwise(1, 2, sizes[i][0], sizes[i][1], k, s, 0, 0);
+            }
+    check_depthwise(1, 2, 112, 112, 7, 2, 3, 1);
+}
+END_TEST
+
+static void check_maxpool(int64_t n, int64_t c, int64_t h, int64_t w, int pad, int ceil_mode)
+{
+    float *x = malloc(sizeof(float) * (size_t)(n * c * h * w));
+    fill(x, n * c * h * w, 7);
+    model_build *m = mb_new();
+    int64_t xd[4] = {-1, c, h, w};
+    mb_input(m, "X", 4, xd);
+    const char *i1[] = {"X"}, *o1[] = {"Y"};
+    mb_node(m, "MaxPool", 1, i1, 1, o1);
+    int64_t ks[2] = {3, 3}, st[2] = {2, 2}, pads[4] = {pad, pad, pad, pad};
+    mb_attr_ints(m, "kernel_shape", 2, ks);
+    mb_attr_ints(m, "strides", 2, st);
+    mb_attr_ints(m, "pads", 4, pads);
+    mb_attr_int(m, "ceil_mode", ceil_mode);
+    mb_output(m, "Y");
+    ir_graph *g = mb_load(m);
+    xt in = {.dtype = DT_FLOAT, .rank = 4, .dims = {n, c, h, w}, .data = x}, out;
+    run1(g, 2, &in, &out);
+    int64_t oh = out.dims[2], ow = out.dims[3];
+    int64_t want_h = ceil_mode ? (h + 2 * pad - 3 + 1) / 2 + 1 : (h + 2 * pad - 3) / 2 + 1;
+    if (ceil_mode && (want_h - 1) * 2 >= h + pad) want_h--;
+    ck_assert_int_eq(oh, want_h);
+    const float *y = out.data;
+    for (int64_t i = 0; i < n * c; i++)
+        for (int64_t r = 0; r < oh; r++)
+            for (int64_t q = 0; q < ow; q++) {
+                float best = -INFINITY;
+                for (int kh = 0; kh < 3; kh++)
+                    for (int kw = 0; kw < 3; kw++) {
+                        int64_t ih = r * 2 - pad + kh, iw = q * 2 - pad + kw;
+                        if (ih >= 0 && ih < h && iw >= 0 && iw < w && x[(i * h + ih) * w + iw] > best)
+                            best = x[(i * h + ih) * w + iw];
+                    }
+                ck_assert_msg(y[(i * oh + r) * ow + q] == best, "maxpool %lldx%lld pad %d ceil %d: y[%lld,%lld,%lld] = %g, want %g",
+                              (long long)h, (long long)w, pad, ceil_mode, (long long)i, (long long)r, (long long)q,
+                              y[(i * oh + r) * ow + q], best);
+            }
+    free(out.data);
+    ir_free(g);
+    free(x);
+}
+
+START_TEST(test_maxpool_3x3_stride2_matches_reference)
+{
+    static const int64_t sizes[][2] = {{4, 4}, {7, 9}, {20, 33}, {55, 55}, {111, 111}};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+        for (int pad = 0; pad <= 1; pad++)
+            for (int ceil_mode = 0; ceil_mode <= 1; ceil_mode++) check_maxpool(2, 3, sizes[i][0], sizes[i][1], pad, ceil_mode);
+}
+END_TEST
+
+Suite *fast_paths_suite(void)
+{
+    Suite *s = suite_create("fast_paths");
+    TCase *tc = tcase_create("kernels");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_depthwise_matches_reference);
+    tcase_add_test(tc, test_maxpool_3x3_stride2_matches_reference);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -24,7 +24,12 @@
  *
  * At batch > 1 without an observer, the leading layers with large
  * activations and small weights run one sample at a time ("sample passes",
- * see plan_samples), so their outputs stay in cache. */
+ * see plan_samples), so their outputs stay in cache.
+ *
+ * A channel Concat whose inputs each have one producer and no other
+ * reader has them written straight into their slices of its output when a
+ * run's batch is 1 (every run at batch 1, and the sample passes), so the
+ * Concat copies nothing (see plan_concats). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,6 +74,10 @@ struct executor {
     char *crossing;       /* per value: made in that prefix, read after it */
     int *sb_buf;          /* per value: its whole-batch buffer in a run */
     int64_t sb_n, sb_s;   /* in a sample pass: batch size, current sample */
+    int *cat_of;          /* per value: the Concat node it is written into, or -1 */
+    int64_t *cat_chan;    /* ... and the channels before its slice there */
+    char *placed;         /* per value, this run: written into its Concat's output */
+    xt *cat_t;            /* per node, this run: a Concat's output once allocated (data set) */
     double *prof;         /* QK_PROFILE set: seconds per node over all runs */
     double *prof_flops;   /* ... and Conv/Gemm flops per node over all runs */
     int prof_runs;
@@ -402,6 +411,50 @@ static void plan_samples(executor *e)
     e->crossing[in] = 0;   /* bound to the caller's input, not a buffer */
 }
 
+/* ---- Concat outputs written in place ------------------------------------
+ * SqueezeNet's Fire modules (and Inception's blocks) end in a Concat of
+ * conv outputs along the channels; copying them costs a read and a write
+ * of the whole output.  For a Concat along axis 1 whose every input has
+ * a producer (not a Concat), no other reader, is no graph output and a
+ * static channel count, the producers write into the Concat's output: the
+ * first one to run allocates it, each writes its slice, and the Concat only
+ * copies the inputs that could not be placed.  A slice is contiguous only
+ * when the batch is 1 (a batch's images interleave the inputs' channels),
+ * so a run at batch > 1 places nothing, except in the sample passes, which
+ * run at batch 1.  Not with an observer, which is shown each value as a
+ * tensor of its own. */
+static void plan_concats(executor *e, const int *readers)
+{
+    ir_graph *g = e->g;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const ir_node *n = &g->nodes[i];
+        if (e->skip[i] || strcmp(node_op_type(n), "Concat") || n->n_out < 1 || n->out[0] < 0) continue;
+        const xt *ut = &g->values[n->out[0]].t;
+        int rank = ut->rank;
+        int64_t axis = node_attr_int(n, "axis", 1);
+        if (rank < 2 || !node_has_attr(n, "axis") || (axis < 0 ? axis + rank : axis) != 1) continue;
+        int ok = n->n_in >= 1, side = i < e->sb_cut;
+        for (int d = 1; d < rank; d++) ok = ok && ut->dims[d] >= 0;
+        int64_t at = 0;
+        for (int k = 0; k < n->n_in && ok; k++) {
+            int v = n->in[k];
+            ok = v >= 0 && g->values[v].t.rank == rank && g->values[v].t.dims[1] >= 0;
+            if (ok) at += g->values[v].t.dims[1];
+        }
+        if (!ok || at != ut->dims[1]) continue;
+        at = 0;
+        for (int k = 0; k < n->n_in; k++) {
+            int v = n->in[k], p = g->values[v].producer;
+            if (p >= 0 && p < i && !e->skip[p] && readers[v] == 1 && !g->values[v].is_output && !e->crossing[v] &&
+                (p < e->sb_cut) == side && strcmp(node_op_type(&g->nodes[p]), "Concat")) {
+                e->cat_of[v] = i;
+                e->cat_chan[v] = at;
+            }
+            at += g->values[v].t.dims[1];
+        }
+    }
+}
+
 /* Prepares the ops that want it and plans the fused chains. */
 static int prepare(executor *e, qk_err *err)
 {
@@ -447,13 +500,18 @@ int exec_new(ir_graph *g, int threads, executor **out, qk_err *err)
     e->fused_skip = calloc((size_t)g->n_nodes + 1, 1);
     e->crossing = calloc((size_t)g->n_values + 1, 1);
     e->sb_buf = calloc((size_t)g->n_values + 1, sizeof(int));
+    e->cat_of = malloc(((size_t)g->n_values + 1) * sizeof(int));
+    e->cat_chan = calloc((size_t)g->n_values + 1, sizeof(int64_t));
+    e->placed = calloc((size_t)g->n_values + 1, 1);
+    e->cat_t = calloc((size_t)g->n_nodes + 1, sizeof(xt));
     e->pool = tp_new(threads);
     if (!e->last_use || !e->skip || !e->rt || !e->buf_of || !e->state || !e->prep || !e->fus ||
-        !e->fused_skip || !e->crossing || !e->sb_buf || !e->pool) {
+        !e->fused_skip || !e->crossing || !e->sb_buf || !e->cat_of || !e->cat_chan || !e->placed ||
+        !e->cat_t || !e->pool) {
         exec_free(e);
         return qk_fail(err, QK_ENOMEM, "out of memory creating the executor");
     }
-    for (int v = 0; v < g->n_values; v++) e->last_use[v] = -1;
+    for (int v = 0; v < g->n_values; v++) e->last_use[v] = e->cat_of[v] = -1;
     for (int i = 0; i < g->n_nodes; i++) {
         const ir_node *n = &g->nodes[i];
         int all_folded = n->n_out > 0;
@@ -472,6 +530,13 @@ int exec_new(ir_graph *g, int threads, executor **out, qk_err *err)
         return rc;
     }
     plan_samples(e);
+    int *readers = count_readers(e);
+    if (!readers) {
+        exec_free(e);
+        return qk_fail(err, QK_ENOMEM, "out of memory");
+    }
+    plan_concats(e, readers);
+    free(readers);
     const char *prof = getenv("QK_PROFILE");
     if (prof && *prof && strcmp(prof, "0")) {
         e->prof = calloc((size_t)g->n_nodes + 1, sizeof(double));
@@ -500,6 +565,10 @@ void exec_free(executor *e)
     free(e->fused_skip);
     free(e->crossing);
     free(e->sb_buf);
+    free(e->cat_of);
+    free(e->cat_chan);
+    free(e->placed);
+    free(e->cat_t);
     tp_free(e->pool);
     free(e->last_use);
     free(e->skip);
@@ -509,6 +578,13 @@ void exec_free(executor *e)
 }
 
 int exec_sample_prefix(const executor *e) { return e->sb_cut; }
+
+int exec_concat_placed(const executor *e)
+{
+    int n = 0;
+    for (int v = 0; v < e->g->n_values; v++) n += e->cat_of[v] >= 0;
+    return n;
+}
 
 int exec_fused_nodes(const executor *e)
 {
@@ -550,6 +626,93 @@ static void release(executor *e, int v)
         e->bufs[e->buf_of[v]].in_use = 0;
         e->buf_of[v] = -1;
     }
+}
+
+/* Storage for value v's nb bytes: a pool buffer of its own, or in a
+ * sample pass (e->sb_n > 1), for a value that outlives the prefix, its
+ * slot of a whole-batch buffer. */
+static int out_storage(executor *e, int v, int64_t nb, void **data, qk_err *err)
+{
+    const ir_graph *g = e->g;
+    if (e->sb_n > 1 && e->crossing[v]) {
+        if (e->sb_s == 0) {
+            int b = acquire(e, (size_t)nb * (size_t)e->sb_n);
+            if (b < 0)
+                return qk_fail(err, QK_ENOMEM, "out of memory for output '%s' (%lld bytes)", g->values[v].name,
+                               (long long)(nb * e->sb_n));
+            e->sb_buf[v] = b;
+        }
+        *data = (char *)e->bufs[e->sb_buf[v]].p + (size_t)nb * (size_t)e->sb_s;
+        return QK_OK;
+    }
+    int b = acquire(e, (size_t)nb);
+    if (b < 0)
+        return qk_fail(err, QK_ENOMEM, "out of memory for output '%s' (%lld bytes)", g->values[v].name, (long long)nb);
+    e->buf_of[v] = b;
+    *data = e->bufs[b].p;
+    return QK_OK;
+}
+
+/* Bytes from one channel of t to the next (dims after axis 1). */
+static int64_t channel_bytes(const xt *t)
+{
+    int64_t b = (int64_t)dtype_size(t->dtype);
+    for (int d = 2; d < t->rank; d++) b *= t->dims[d];
+    return b;
+}
+
+/* If value v (shape t) can be written into its slice of its Concat's
+ * output (see plan_concats), points t->data there, allocating that output
+ * first if no other input did; sets *done. */
+static int place_in_concat(executor *e, int v, xt *t, int *done, qk_err *err)
+{
+    const ir_graph *g = e->g;
+    int ci = e->cat_of[v];
+    *done = 0;
+    if (ci < 0 || e->observe || t->rank < 2 || t->dims[0] != 1 || t->dims[1] != g->values[v].t.dims[1]) return QK_OK;
+    int u = g->nodes[ci].out[0];
+    const xt *us = &g->values[u].t;
+    for (int d = 2; d < t->rank; d++)
+        if (t->rank != us->rank || t->dims[d] != us->dims[d]) return QK_OK;
+    xt *ct = &e->cat_t[ci];
+    if (!ct->data) {
+        xt nt = *t;
+        nt.dims[1] = us->dims[1];
+        int rc = out_storage(e, u, xt_nbytes(&nt), &nt.data, err);
+        if (rc) return rc;
+        *ct = nt;
+    } else if (ct->dtype != t->dtype) {
+        return QK_OK;
+    }
+    t->data = (char *)ct->data + e->cat_chan[v] * channel_bytes(t);
+    e->placed[v] = 1;
+    *done = 1;
+    return QK_OK;
+}
+
+/* Concat node i whose output some producers already wrote into (y, with
+ * the shape run_node inferred): copies the inputs that were not placed. */
+static int finish_concat(executor *e, int i, xt *y, qk_err *err)
+{
+    const ir_graph *g = e->g;
+    const ir_node *n = &g->nodes[i];
+    xt *ct = &e->cat_t[i];
+    if (y->dtype != ct->dtype || y->rank != ct->rank ||
+        memcmp(y->dims, ct->dims, sizeof(int64_t) * (size_t)y->rank))
+        return qk_fail(err, QK_EINVAL, "Concat node '%s': inputs changed shape after the first was placed", node_name(n));
+    y->data = ct->data;
+    int64_t cb = channel_bytes(y), orow = y->dims[1] * cb, at = 0;
+    for (int k = 0; k < n->n_in; k++) {
+        const xt *t = &e->rt[n->in[k]];
+        int64_t chunk = t->dims[1] * cb;
+        if (!e->placed[n->in[k]])
+            for (int64_t o = 0; o < y->dims[0] && chunk > 0; o++)
+                memcpy((char *)y->data + o * orow + at, (const char *)t->data + o * chunk, (size_t)chunk);
+        at += chunk;
+    }
+    for (int k = 0; k < n->n_in; k++) e->placed[n->in[k]] = 0;
+    ct->data = NULL;
+    return QK_OK;
 }
 
 /* Runs node i (see exec_run).  In a sample pass (e->sb_n > 1) a value
@@ -610,6 +773,7 @@ static int run_node(executor *e, int i, qk_err *err)
         outs[0] = &e->rt[f->final];
         c.epi = &epi;
     }
+    int concat_done = 0;
     for (int k = 0; k < n->n_out; k++) {
         int v = k == 0 && fuse ? f->final : n->out[k];
         if (v < 0) continue;
@@ -617,25 +781,19 @@ static int run_node(executor *e, int i, qk_err *err)
         if (nb < 0 || !dtype_size(outs[k]->dtype))
             return qk_fail(err, QK_EINVAL, "%s node '%s': output '%s' has no known shape or type",
                            node_op_type(n), node_name(n), g->values[v].name);
-        if (e->sb_n > 1 && e->crossing[v]) {
-            if (e->sb_s == 0) {
-                int b = acquire(e, (size_t)nb * (size_t)e->sb_n);
-                if (b < 0)
-                    return qk_fail(err, QK_ENOMEM, "out of memory for output '%s' (%lld bytes)", g->values[v].name,
-                                   (long long)(nb * e->sb_n));
-                e->sb_buf[v] = b;
-            }
-            outs[k]->data = (char *)e->bufs[e->sb_buf[v]].p + (size_t)nb * (size_t)e->sb_s;
+        int placed = 0;
+        if ((rc = place_in_concat(e, v, outs[k], &placed, err))) return rc;
+        if (placed) continue;
+        if (k == 0 && e->cat_t[i].data) {
+            /* The producers wrote (most of) this Concat's output. */
+            if ((rc = finish_concat(e, i, outs[0], err))) return rc;
+            concat_done = 1;
             continue;
         }
-        int b = acquire(e, (size_t)nb);
-        if (b < 0)
-            return qk_fail(err, QK_ENOMEM, "out of memory for output '%s' (%lld bytes)", g->values[v].name, (long long)nb);
-        e->buf_of[v] = b;
-        outs[k]->data = e->bufs[b].p;
+        if ((rc = out_storage(e, v, nb, &outs[k]->data, err))) return rc;
     }
     double t0 = e->prof ? now_s() : 0;
-    if ((rc = n->op->run(&c))) return rc;
+    if (!concat_done && (rc = n->op->run(&c))) return rc;
     if (e->prof) {
         e->prof[i] += now_s() - t0;
         /* Multiply-adds of Conv: per output element, W's elements per
@@ -700,6 +858,9 @@ int exec_run(executor *e, const xt *inputs, xt *outputs, qk_err *err)
         e->rt[g->inputs[i]] = inputs[i];
     }
     memset(e->fused_skip, 0, (size_t)g->n_nodes);
+    /* A run that failed may have left Concat outputs half placed. */
+    memset(e->placed, 0, (size_t)g->n_values);
+    for (int i = 0; i < g->n_nodes; i++) e->cat_t[i].data = NULL;
     int first = 0;
     if (e->sb_cut > 0 && !e->observe && g->n_inputs == 1 && inputs[0].rank >= 1 && inputs[0].dims[0] > 1) {
         if ((rc = run_prefix_by_sample(e, &inputs[0], err))) goto out;

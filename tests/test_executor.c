@@ -2,12 +2,14 @@
  * model, input shape errors, repeated runs reusing buffers, observers, and
  * the fused chains and convolution paths (against PyTorch's outputs). */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "suites.h"
 #include "executor.h"
 #include "npy.h"
 #include "onnx_io.h"
+#include "model_build.h"
 
 int sgemm_force_isa(const char *name);
 
@@ -213,6 +215,99 @@ START_TEST(test_sample_passes_match_whole_batch)
 }
 END_TEST
 
+/* Deterministic values in [-1, 1). */
+static void fill_det(float *p, int64_t n, unsigned seed)
+{
+    for (int64_t i = 0; i < n; i++) {
+        seed = seed * 1103515245u + 12345u;
+        p[i] = (float)((seed >> 9) & 0xffff) / 32768.0f - 1.0f;
+    }
+}
+
+/* A conv node "name" reading `in`, with weights [m, c, k, k] and a bias. */
+static void add_conv(model_build *m, const char *in, const char *out, const char *name, int64_t mo, int64_t c,
+                     int64_t k, int64_t stride, unsigned seed)
+{
+    char wn[32], bn[32];
+    snprintf(wn, sizeof wn, "%s_w", name);
+    snprintf(bn, sizeof bn, "%s_b", name);
+    int64_t wd[4] = {mo, c, k, k}, bd[1] = {mo};
+    float *w = malloc(sizeof(float) * (size_t)(mo * c * k * k)), *b = malloc(sizeof(float) * (size_t)mo);
+    fill_det(w, mo * c * k * k, seed);
+    fill_det(b, mo, seed + 1);
+    mb_init(m, wn, 4, wd, w);
+    mb_init(m, bn, 1, bd, b);
+    free(w);
+    free(b);
+    const char *ins[] = {in, wn, bn}, *outs[] = {out};
+    mb_node(m, "Conv", 3, ins, 1, outs);
+    int64_t ks[2] = {k, k}, st[2] = {stride, stride}, pads[4] = {k / 2, k / 2, k / 2, k / 2};
+    mb_attr_ints(m, "kernel_shape", 2, ks);
+    mb_attr_ints(m, "strides", 2, st);
+    mb_attr_ints(m, "pads", 4, pads);
+}
+
+/* Concats whose inputs the producers write in place (a fused Conv+Relu
+ * and a plain Conv; then one input placed and one, read elsewhere too,
+ * copied) give what the unplaced, unfused run with an observer gives, at
+ * batch 1 (placed), 3 (sample passes: placed per sample) and 2 threads;
+ * and the observer is shown the Concat inputs' own values. */
+START_TEST(test_concat_inputs_written_in_place)
+{
+    model_build *m = mb_new();
+    int64_t xd[4] = {-1, 4, 10, 12};
+    mb_input(m, "X", 4, xd);
+    add_conv(m, "X", "a0", "c1", 6, 4, 1, 1, 11);
+    const char *ri[] = {"a0"}, *ro[] = {"A"};
+    mb_node(m, "Relu", 1, ri, 1, ro);
+    add_conv(m, "X", "B", "c2", 5, 4, 3, 1, 21);
+    const char *ci[] = {"A", "B"}, *co[] = {"Cc"};
+    mb_node(m, "Concat", 2, ci, 1, co);
+    mb_attr_int(m, "axis", 1);
+    add_conv(m, "Cc", "D", "c3", 8, 11, 3, 2, 31);
+    add_conv(m, "D", "E", "c4", 3, 8, 1, 1, 41);
+    add_conv(m, "E", "G", "c5", 2, 3, 3, 1, 51);
+    const char *c2i[] = {"G", "E"}, *c2o[] = {"Y"};
+    mb_node(m, "Concat", 2, c2i, 1, c2o);
+    mb_attr_int(m, "axis", -3);
+    mb_output(m, "Y");
+    mb_output(m, "Cc");
+    ir_graph *g = mb_load(m);
+    qk_err err = {0};
+    for (int threads = 1; threads <= 2; threads++)
+        for (int64_t batch = 1; batch <= 3; batch += 2) {
+            executor *e;
+            ck_assert_int_eq(exec_new(g, threads, &e, &err), QK_OK);
+            ck_assert_int_eq(exec_concat_placed(e), 3);   /* A, B and G; E has two readers */
+            ck_assert_int_gt(exec_sample_prefix(e), 4);    /* batch 3 places per sample */
+            float *x = malloc(sizeof(float) * (size_t)(batch * 4 * 10 * 12));
+            fill_det(x, batch * 4 * 10 * 12, 5);
+            xt in = {.dtype = DT_FLOAT, .rank = 4, .dims = {batch, 4, 10, 12}, .data = x}, fast[2], plain[2];
+            for (int r = 0; r < 2; r++) {   /* twice: state is reset between runs */
+                ck_assert_msg(exec_run(e, &in, fast, &err) == QK_OK, "%s", err.msg);
+                if (r == 0) {
+                    free(fast[0].data);
+                    free(fast[1].data);
+                }
+            }
+            int seen = 0;
+            exec_set_observer(e, count_values, &seen);
+            ck_assert_msg(exec_run(e, &in, plain, &err) == QK_OK, "%s", err.msg);
+            ck_assert_int_eq(seen, 8);
+            for (int o = 0; o < 2; o++) {
+                ck_assert_int_eq(xt_numel(&fast[o]), xt_numel(&plain[o]));
+                double er = rel_err(fast[o].data, plain[o].data, xt_numel(&plain[o]));
+                ck_assert_msg(er < 1e-5, "output %d batch %lld threads %d: rel err %g", o, (long long)batch, threads, er);
+                free(fast[o].data);
+                free(plain[o].data);
+            }
+            free(x);
+            exec_free(e);
+        }
+    ir_free(g);
+}
+END_TEST
+
 Suite *executor_suite(void)
 {
     Suite *s = suite_create("executor");
@@ -222,6 +317,7 @@ Suite *executor_suite(void)
     tcase_add_test(tc, test_observer_sees_every_computed_value);
     tcase_add_test(tc, test_fused_chains_match_pytorch);
     tcase_add_test(tc, test_sample_passes_match_whole_batch);
+    tcase_add_test(tc, test_concat_inputs_written_in_place);
     suite_add_tcase(s, tc);
     return s;
 }

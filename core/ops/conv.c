@@ -35,6 +35,7 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#include "../vecmath.h"
 #define HAVE_X86 1
 #endif
 
@@ -971,16 +972,17 @@ static void bias_task(void *arg, int64_t p0, int64_t p1, int tid)
  * masked loads where a tap falls into the padding (masked-off lanes read
  * no memory), so there is no padded copy, no temporary and one write of
  * the output.  Stride 2 loads the 32 input columns under a tap's 16
- * outputs and keeps the even ones with one permute.  The fused clamp is
- * applied in registers, a residual or SiLU per plane while it is in cache. */
+ * outputs and keeps the even ones with one permute.  The fused clamp and
+ * SiLU are applied in registers, a residual per plane while it is in cache. */
 #define DW_MAXK 7
 
 typedef struct dw_job {
     const conv_geom *g;
     const float *x, *w, *bias, *res;
     float *y;
-    const op_epilogue *epi;     /* what is left after the clamp, or NULL */
+    const op_epilogue *epi;     /* what is left after the clamp and SiLU, or NULL */
     float lo, hi;
+    int silu;                   /* x * sigmoid(x) in registers, after the clamp */
 } dw_job;
 
 static int dw_fast_ok(const conv_geom *g)
@@ -1015,8 +1017,8 @@ static inline uint32_t dw_mask(int64_t base, int64_t W, int n)
  * loads and FMAs -- the case of nearly every block of a large plane, where
  * the tests of the border code cost more than the FMAs. */
 __attribute__((target("avx512f"), always_inline))
-static inline void dw_block_inner(const int K, const int S, const float *x0, int64_t W, const float *w, __m512 vb,
-                                  __m512 vlo, __m512 vhi, float *y, int64_t OW)
+static inline void dw_block_inner(const int K, const int S, const int SILU, const float *x0, int64_t W,
+                                  const float *w, __m512 vb, __m512 vlo, __m512 vhi, float *y, int64_t OW)
 {
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const int IN_ROWS = (DW_ROWS - 1) * S + K;
@@ -1038,7 +1040,10 @@ static inline void dw_block_inner(const int K, const int S, const float *x0, int
         }
     }
 #pragma GCC unroll 4
-    for (int r = 0; r < DW_ROWS; r++) _mm512_storeu_ps(y + r * OW, _mm512_min_ps(vhi, _mm512_max_ps(vlo, acc[r])));
+    for (int r = 0; r < DW_ROWS; r++) {
+        __m512 v = _mm512_min_ps(vhi, _mm512_max_ps(vlo, acc[r]));
+        _mm512_storeu_ps(y + r * OW, SILU ? _mm512_mul_ps(v, qk_sigmoid512(v)) : v);
+    }
 }
 
 /* One plane with compile-time kernel size K x K and stride S (both axes),
@@ -1046,8 +1051,8 @@ static inline void dw_block_inner(const int K, const int S, const float *x0, int
  * Blocks whose taps all fall inside the plane go to dw_block_inner; the
  * border blocks load under masks and skip the rows outside. */
 __attribute__((target("avx512f"), always_inline))
-static inline void dw_plane_k(const int K, const int S, const dw_job *j, const float *x, const float *w,
-                              float bias, float *y)
+static inline void dw_plane_k(const int K, const int S, const int SILU, const dw_job *j, const float *x,
+                              const float *w, float bias, float *y)
 {
     const conv_geom *g = j->g;
     const int64_t H = g->in[1], W = g->in[2], OH = g->out[1], OW = g->out[2];
@@ -1083,7 +1088,8 @@ static inline void dw_plane_k(const int K, const int S, const dw_job *j, const f
         for (int64_t ow0 = 0; ow0 < OW;) {
             if (rows_in && ow0 == c_lo && c_hi > c_lo) {
                 for (; ow0 < c_hi; ow0 += 16)
-                    dw_block_inner(K, S, x + top * W + ow0 * S - PL, W, w, vb, vlo, vhi, y + oh0 * OW + ow0, OW);
+                    dw_block_inner(K, S, SILU, x + top * W + ow0 * S - PL, W, w, vb, vlo, vhi, y + oh0 * OW + ow0,
+                                   OW);
                 continue;
             }
             int n = (int)(OW - ow0 < 16 ? OW - ow0 : 16);
@@ -1120,9 +1126,10 @@ static inline void dw_plane_k(const int K, const int S, const dw_job *j, const f
             int nr = (int)(OH - oh0 < DW_ROWS ? OH - oh0 : DW_ROWS);
 #pragma GCC unroll 4
             for (int r = 0; r < DW_ROWS; r++)
-                if (r < nr)
-                    _mm512_mask_storeu_ps(y + (oh0 + r) * OW + ow0, om,
-                                          _mm512_min_ps(vhi, _mm512_max_ps(vlo, acc[r])));
+                if (r < nr) {
+                    __m512 v = _mm512_min_ps(vhi, _mm512_max_ps(vlo, acc[r]));
+                    _mm512_mask_storeu_ps(y + (oh0 + r) * OW + ow0, om, SILU ? _mm512_mul_ps(v, qk_sigmoid512(v)) : v);
+                }
             ow0 += 16;
         }
     }
@@ -1133,13 +1140,19 @@ static void dw_plane_avx512(const dw_job *j, const float *x, const float *w, flo
 {
     const conv_geom *g = j->g;
     int K = (int)g->k[2], S = (int)g->str[2];
-    switch (K * 4 + S) {
-    case 3 * 4 + 1: dw_plane_k(3, 1, j, x, w, bias, y); break;
-    case 3 * 4 + 2: dw_plane_k(3, 2, j, x, w, bias, y); break;
-    case 5 * 4 + 1: dw_plane_k(5, 1, j, x, w, bias, y); break;
-    case 5 * 4 + 2: dw_plane_k(5, 2, j, x, w, bias, y); break;
-    case 7 * 4 + 1: dw_plane_k(7, 1, j, x, w, bias, y); break;
-    default: dw_plane_k(7, 2, j, x, w, bias, y); break;
+    switch ((K * 4 + S) * 2 + (j->silu != 0)) {
+    case (3 * 4 + 1) * 2: dw_plane_k(3, 1, 0, j, x, w, bias, y); break;
+    case (3 * 4 + 2) * 2: dw_plane_k(3, 2, 0, j, x, w, bias, y); break;
+    case (5 * 4 + 1) * 2: dw_plane_k(5, 1, 0, j, x, w, bias, y); break;
+    case (5 * 4 + 2) * 2: dw_plane_k(5, 2, 0, j, x, w, bias, y); break;
+    case (7 * 4 + 1) * 2: dw_plane_k(7, 1, 0, j, x, w, bias, y); break;
+    case (7 * 4 + 2) * 2: dw_plane_k(7, 2, 0, j, x, w, bias, y); break;
+    case (3 * 4 + 1) * 2 + 1: dw_plane_k(3, 1, 1, j, x, w, bias, y); break;
+    case (3 * 4 + 2) * 2 + 1: dw_plane_k(3, 2, 1, j, x, w, bias, y); break;
+    case (5 * 4 + 1) * 2 + 1: dw_plane_k(5, 1, 1, j, x, w, bias, y); break;
+    case (5 * 4 + 2) * 2 + 1: dw_plane_k(5, 2, 1, j, x, w, bias, y); break;
+    case (7 * 4 + 1) * 2 + 1: dw_plane_k(7, 1, 1, j, x, w, bias, y); break;
+    default: dw_plane_k(7, 2, 1, j, x, w, bias, y); break;
     }
 }
 #endif
@@ -1167,6 +1180,11 @@ static int conv_depthwise(op_ctx *c, const conv_geom *g, const float *x, const f
     if (j.epi && j.epi->act == OP_ACT_CLAMP && !j.res) {
         j.lo = j.epi->lo;
         j.hi = j.epi->hi;
+        j.epi = NULL;
+    } else if (j.epi && j.epi->act == OP_ACT_SILU && !j.res) {
+        /* EfficientNet's depthwise convs: SiLU before the store, rather
+         * than a second pass over each plane. */
+        j.silu = 1;
         j.epi = NULL;
     }
     /* ~64 KB of output per task. */

@@ -26,6 +26,10 @@
  * activations and small weights run one sample at a time ("sample passes",
  * see plan_samples), so their outputs stay in cache.
  *
+ * A squeeze-excitation Mul(x, s), s of shape [N, C, 1, 1], whose one
+ * reader is a Conv with packed weights is folded into that Conv, which
+ * scales its input channels while packing them (see plan_scales).
+ *
  * A channel Concat whose inputs each have one producer and no other
  * reader has them written straight into their slices of its output when a
  * run's batch is 1 (every run at batch 1, and the sample passes), so the
@@ -78,6 +82,9 @@ struct executor {
     int64_t *cat_chan;    /* ... and the channels before its slice there */
     char *placed;         /* per value, this run: written into its Concat's output */
     xt *cat_t;            /* per node, this run: a Concat's output once allocated (data set) */
+    int *sc_conv;         /* per node: for a Mul folded into a Conv, that Conv; else -1 */
+    int *sc_x, *sc_s;     /* per node: for that Conv, the Mul's x and s */
+    char *sc_on;          /* per node, this run: the Conv reads x scaled by s */
     double *prof;         /* QK_PROFILE set: seconds per node over all runs */
     double *prof_flops;   /* ... and Conv/Gemm flops per node over all runs */
     int prof_runs;
@@ -455,6 +462,47 @@ static void plan_concats(executor *e, const int *readers)
     }
 }
 
+/* ---- squeeze-excitation scales folded into the next conv ---------------
+ * EfficientNet's blocks end in y = Conv(x * s) with s = sigmoid(...) of
+ * shape [N, C, 1, 1]: the Mul reads and writes a whole activation for a
+ * product the conv can apply to its packed input rows (pack_conv_b_scaled),
+ * so the Mul is skipped and the Conv reads x and s.  Only when the Mul's
+ * output has that Conv as its one reader and is no graph output, both run
+ * on the same side of the sample-pass cut, and at run time when no
+ * observer wants the Mul's output and the shapes are as planned.  x and s
+ * live until the Conv. */
+static void plan_scales(executor *e, const int *readers)
+{
+    ir_graph *g = e->g;
+    for (int m = 0; m < g->n_nodes; m++) {
+        const ir_node *n = &g->nodes[m];
+        if (e->skip[m] || strcmp(node_op_type(n), "Mul") || n->n_in != 2 || n->n_out < 1 || n->out[0] < 0) continue;
+        int y = n->out[0];
+        int c = sole_reader(e, readers, y, m);
+        if (c < 0 || strcmp(node_op_type(&g->nodes[c]), "Conv") || !e->state[c] || g->nodes[c].n_in < 2 ||
+            g->nodes[c].in[0] != y || g->nodes[c].in[1] == y || (m < e->sb_cut) != (c < e->sb_cut))
+            continue;
+        int member = 0;
+        for (int h = 0; h < g->n_nodes && !member; h++)
+            for (int k = 0; k < e->fus[h].n_members; k++) member |= e->fus[h].members[k] == m;
+        if (member) continue;
+        for (int a = 0; a < 2; a++) {
+            int x = n->in[a], sv = n->in[1 - a];
+            if (x < 0 || sv < 0 || x == sv || is_const(g, x)) continue;
+            const xt *xs = &g->values[x].t, *ss = &g->values[sv].t;
+            if (xs->rank != 4 || ss->rank != 4 || ss->dims[2] != 1 || ss->dims[3] != 1 || xs->dtype != DT_FLOAT ||
+                ss->dtype != DT_FLOAT)
+                continue;
+            e->sc_conv[m] = c;
+            e->sc_x[c] = x;
+            e->sc_s[c] = sv;
+            if (e->last_use[x] < c) e->last_use[x] = c;
+            if (e->last_use[sv] < c) e->last_use[sv] = c;
+            break;
+        }
+    }
+}
+
 /* Prepares the ops that want it and plans the fused chains. */
 static int prepare(executor *e, qk_err *err)
 {
@@ -504,14 +552,19 @@ int exec_new(ir_graph *g, int threads, executor **out, qk_err *err)
     e->cat_chan = calloc((size_t)g->n_values + 1, sizeof(int64_t));
     e->placed = calloc((size_t)g->n_values + 1, 1);
     e->cat_t = calloc((size_t)g->n_nodes + 1, sizeof(xt));
+    e->sc_conv = malloc(((size_t)g->n_nodes + 1) * sizeof(int));
+    e->sc_x = calloc((size_t)g->n_nodes + 1, sizeof(int));
+    e->sc_s = calloc((size_t)g->n_nodes + 1, sizeof(int));
+    e->sc_on = calloc((size_t)g->n_nodes + 1, 1);
     e->pool = tp_new(threads);
     if (!e->last_use || !e->skip || !e->rt || !e->buf_of || !e->state || !e->prep || !e->fus ||
         !e->fused_skip || !e->crossing || !e->sb_buf || !e->cat_of || !e->cat_chan || !e->placed ||
-        !e->cat_t || !e->pool) {
+        !e->cat_t || !e->sc_conv || !e->sc_x || !e->sc_s || !e->sc_on || !e->pool) {
         exec_free(e);
         return qk_fail(err, QK_ENOMEM, "out of memory creating the executor");
     }
     for (int v = 0; v < g->n_values; v++) e->last_use[v] = e->cat_of[v] = -1;
+    for (int i = 0; i < g->n_nodes; i++) e->sc_conv[i] = -1;
     for (int i = 0; i < g->n_nodes; i++) {
         const ir_node *n = &g->nodes[i];
         int all_folded = n->n_out > 0;
@@ -536,6 +589,7 @@ int exec_new(ir_graph *g, int threads, executor **out, qk_err *err)
         return qk_fail(err, QK_ENOMEM, "out of memory");
     }
     plan_concats(e, readers);
+    plan_scales(e, readers);
     free(readers);
     const char *prof = getenv("QK_PROFILE");
     if (prof && *prof && strcmp(prof, "0")) {
@@ -569,6 +623,10 @@ void exec_free(executor *e)
     free(e->cat_chan);
     free(e->placed);
     free(e->cat_t);
+    free(e->sc_conv);
+    free(e->sc_x);
+    free(e->sc_s);
+    free(e->sc_on);
     tp_free(e->pool);
     free(e->last_use);
     free(e->skip);
@@ -578,6 +636,13 @@ void exec_free(executor *e)
 }
 
 int exec_sample_prefix(const executor *e) { return e->sb_cut; }
+
+int exec_scales_folded(const executor *e)
+{
+    int n = 0;
+    for (int i = 0; i < e->g->n_nodes; i++) n += e->sc_conv[i] >= 0;
+    return n;
+}
 
 int exec_concat_placed(const executor *e)
 {
@@ -715,6 +780,19 @@ static int finish_concat(executor *e, int i, xt *y, qk_err *err)
     return QK_OK;
 }
 
+/* True when Mul node m, planned to be folded into its Conv (plan_scales),
+ * can be in this run: no observer wants its output, and x and s have the
+ * planned shapes, s one value per image and channel of x. */
+static int scale_foldable(const executor *e, int m)
+{
+    const ir_node *n = &e->g->nodes[m];
+    int c = e->sc_conv[m];
+    if (e->observe && (!e->want || e->want[n->out[0]])) return 0;
+    const xt *x = &e->rt[e->sc_x[c]], *s = &e->rt[e->sc_s[c]];
+    return x->data && s->data && x->dtype == DT_FLOAT && s->dtype == DT_FLOAT && x->rank == 4 && s->rank == 4 &&
+           s->dims[0] == x->dims[0] && s->dims[1] == x->dims[1] && s->dims[2] == 1 && s->dims[3] == 1;
+}
+
 /* Runs node i (see exec_run).  In a sample pass (e->sb_n > 1) a value
  * that outlives the prefix is written into its slot of a whole-batch
  * buffer instead of a buffer of its own. */
@@ -729,12 +807,18 @@ static int run_node(executor *e, int i, qk_err *err)
             if (n->in[k] >= 0 && e->last_use[n->in[k]] == i) release(e, n->in[k]);
         return QK_OK;
     }
+    if (e->sc_conv[i] >= 0 && scale_foldable(e, i)) {
+        /* The Conv reading this Mul's output scales its input itself. */
+        e->sc_on[e->sc_conv[i]] = 1;
+        return QK_OK;
+    }
     const xt *ins[64];
     xt *outs[64];
     if (n->n_in > 64 || n->n_out > 64)
         return qk_fail(err, QK_ENOTSUP, "node '%s' has more than 64 inputs or outputs", node_name(n));
     for (int k = 0; k < n->n_in; k++) {
         ins[k] = n->in[k] >= 0 ? &e->rt[n->in[k]] : NULL;
+        if (k == 0 && e->sc_on[i]) ins[0] = &e->rt[e->sc_x[i]];
         if (ins[k] && !ins[k]->data && xt_numel(ins[k]) != 0)
             return qk_fail(err, QK_EINVAL, "%s node '%s': input '%s' has no value (unsupported initializer type?)",
                            node_op_type(n), node_name(n), g->values[n->in[k]].name);
@@ -747,7 +831,8 @@ static int run_node(executor *e, int i, qk_err *err)
         }
     }
     op_ctx c = {.node = n, .n_in = n->n_in, .in = ins, .n_out = n->n_out, .out = outs,
-                .pool = e->pool, .opset = g->opset, .err = err, .state = e->state[i]};
+                .pool = e->pool, .opset = g->opset, .err = err, .state = e->state[i],
+                .in_scale = e->sc_on[i] ? &e->rt[e->sc_s[i]] : NULL};
     rc = n->op->infer(&c);
     if (rc == QK_UNKNOWN)
         rc = qk_fail(err, QK_EINVAL, "%s node '%s': cannot infer output shape", node_op_type(n), node_name(n));
@@ -810,6 +895,11 @@ static int run_node(executor *e, int i, qk_err *err)
     for (int k = 0; fuse && k < f->n_members; k++) e->fused_skip[f->members[k]] = 1;
     for (int k = 0; k < n->n_in; k++)
         if (n->in[k] >= 0 && e->last_use[n->in[k]] == i) release(e, n->in[k]);
+    if (e->sc_on[i]) {
+        e->sc_on[i] = 0;
+        if (e->last_use[e->sc_x[i]] == i) release(e, e->sc_x[i]);
+        if (e->last_use[e->sc_s[i]] == i) release(e, e->sc_s[i]);
+    }
     return QK_OK;
 }
 
@@ -860,6 +950,7 @@ int exec_run(executor *e, const xt *inputs, xt *outputs, qk_err *err)
     memset(e->fused_skip, 0, (size_t)g->n_nodes);
     /* A run that failed may have left Concat outputs half placed. */
     memset(e->placed, 0, (size_t)g->n_values);
+    memset(e->sc_on, 0, (size_t)g->n_nodes);
     for (int i = 0; i < g->n_nodes; i++) e->cat_t[i].data = NULL;
     int first = 0;
     if (e->sb_cut > 0 && !e->observe && g->n_inputs == 1 && inputs[0].rank >= 1 && inputs[0].dims[0] > 1) {

@@ -47,7 +47,9 @@ void exec_set_observed(executor *e, const char *want);
  * how many leading nodes run sample by sample at batch > 1 (executor.c). */
 int exec_fused_nodes(const executor *e) __attribute__((visibility("hidden")));
 int exec_sample_prefix(const executor *e) __attribute__((visibility("hidden")));
-/* Tests: how many values exec_new planned to write into their Concat's output. */
+/* Tests: how many values exec_new planned to write into their Concat's
+ * output, and how many Mul nodes it planned to fold into the next Conv. */
 int exec_concat_placed(const executor *e) __attribute__((visibility("hidden")));
+int exec_scales_folded(const executor *e) __attribute__((visibility("hidden")));
 
 #endif

@@ -37,6 +37,9 @@ typedef struct op_ctx {
     /* Set by the executor for ops with an op_prep row, NULL otherwise: */
     void *state;                 /* what prepare() made for this node */
     const op_epilogue *epi;      /* epilogue run() must apply to out[0] */
+    /* Conv only: in[0] is to be read as in[0] * in_scale, in_scale being
+     * [N, C, 1, 1] (a squeeze-excitation Mul the executor folded in). */
+    const xt *in_scale;
 } op_ctx;
 
 /* Sets out[i]->dtype, rank and dims from the inputs.  Returns QK_OK,

@@ -308,6 +308,72 @@ START_TEST(test_concat_inputs_written_in_place)
 }
 END_TEST
 
+/* Squeeze-excitation: Mul(A, sigmoid(...)) feeding a Conv with packed
+ * weights is folded into that Conv -- a 1x1 and a padded 3x3 one, at
+ * batch 1 and 3, and on maps too small for the engine at batch 3 (the
+ * scaled-input fallback) -- and gives what the Mul followed by the Conv
+ * gives; an observer that does not want the Mul's output keeps the fold. */
+static void check_scale_fold(int64_t hw, int k)
+{
+    model_build *m = mb_new();
+    int64_t xd[4] = {-1, 8, hw, hw};
+    mb_input(m, "X", 4, xd);
+    add_conv(m, "X", "A", "c1", 12, 8, 3, 1, 61);
+    const char *gi[] = {"A"}, *go[] = {"G"};
+    mb_node(m, "GlobalAveragePool", 1, gi, 1, go);
+    add_conv(m, "G", "R0", "c2", 4, 12, 1, 1, 71);
+    const char *ri[] = {"R0"}, *ro[] = {"R"};
+    mb_node(m, "Relu", 1, ri, 1, ro);
+    add_conv(m, "R", "S0", "c3", 12, 4, 1, 1, 81);
+    const char *si[] = {"S0"}, *so[] = {"S"};
+    mb_node(m, "Sigmoid", 1, si, 1, so);
+    const char *mi[] = {"S", "A"}, *mo[] = {"M"};
+    mb_node(m, "Mul", 2, mi, 1, mo);
+    add_conv(m, "M", "Y", "c4", 20, 12, k, 1, 91);
+    mb_output(m, "Y");
+    ir_graph *g = mb_load(m);
+    qk_err err = {0};
+    int mv = ir_find_value(g, "M");
+    ck_assert_int_ge(mv, 0);
+    char *want = calloc((size_t)g->n_values, 1);
+    for (int64_t batch = 1; batch <= 3; batch += 2) {
+        executor *e;
+        ck_assert_int_eq(exec_new(g, 2, &e, &err), QK_OK);
+        ck_assert_int_eq(exec_scales_folded(e), 1);
+        float *x = malloc(sizeof(float) * (size_t)(batch * 8 * hw * hw));
+        fill_det(x, batch * 8 * hw * hw, 9);
+        xt in = {.dtype = DT_FLOAT, .rank = 4, .dims = {batch, 8, hw, hw}, .data = x}, fast, plain, partial;
+        ck_assert_msg(exec_run(e, &in, &fast, &err) == QK_OK, "%s", err.msg);
+        int seen = 0;
+        exec_set_observer(e, count_values, &seen);
+        ck_assert_msg(exec_run(e, &in, &plain, &err) == QK_OK, "%s", err.msg);
+        ck_assert_int_eq(seen, 8);   /* every computed value, M included */
+        seen = 0;
+        exec_set_observed(e, want);  /* none wanted: M is folded again */
+        ck_assert_msg(exec_run(e, &in, &partial, &err) == QK_OK, "%s", err.msg);
+        ck_assert_int_lt(seen, 8);
+        double er = rel_err(fast.data, plain.data, xt_numel(&plain));
+        ck_assert_msg(er < 1e-5, "%lldx%lld k%d batch %lld: rel err %g", (long long)hw, (long long)hw, k,
+                      (long long)batch, er);
+        ck_assert_msg(rel_err(partial.data, plain.data, xt_numel(&plain)) < 1e-5, "observed run differs");
+        free(fast.data);
+        free(plain.data);
+        free(partial.data);
+        free(x);
+        exec_free(e);
+    }
+    free(want);
+    ir_free(g);
+}
+
+START_TEST(test_scale_folded_into_conv)
+{
+    check_scale_fold(9, 1);
+    check_scale_fold(9, 3);
+    check_scale_fold(3, 1);   /* 9 positions: too few for the engine at batch 3 */
+}
+END_TEST
+
 Suite *executor_suite(void)
 {
     Suite *s = suite_create("executor");
@@ -318,6 +384,7 @@ Suite *executor_suite(void)
     tcase_add_test(tc, test_fused_chains_match_pytorch);
     tcase_add_test(tc, test_sample_passes_match_whole_batch);
     tcase_add_test(tc, test_concat_inputs_written_in_place);
+    tcase_add_test(tc, test_scale_folded_into_conv);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -108,6 +108,13 @@ START_TEST(test_depthwise_matches_reference)
                 if (i == 4) check_depthwise(1, 2, sizes[i][0], sizes[i][1], k, s, 0, 0);
             }
     check_depthwise(1, 2, 112, 112, 7, 2, 3, 1);
+    /* 16 channels at a time on small planes (transposed blocks). */
+    static const int64_t small[][2] = {{7, 7}, {14, 14}, {4, 5}, {16, 13}, {18, 18}};
+    for (size_t i = 0; i < sizeof small / sizeof small[0]; i++)
+        for (int k = 3; k <= 5; k += 2)
+            for (int s = 1; s <= 2; s++)
+                for (int act = 0; act < 3; act++) check_depthwise(2, 32, small[i][0], small[i][1], k, s, k / 2, act);
+    check_depthwise(1, 16, 9, 9, 3, 1, 0, 0);
 }
 END_TEST
 

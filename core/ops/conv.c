@@ -1171,6 +1171,188 @@ static void dw_task(void *arg, int64_t p0, int64_t p1, int tid)
 #endif
 }
 
+/* ---------------------------- depthwise on small planes, 16 channels wide */
+
+/* On small planes (EfficientNet's and MobileNet's 14x14 and 7x7 stages) a
+ * 16-lane vector along a row is mostly padding lanes and masks, and every
+ * plane pays the row blocks' fixed costs.  So 16 channels are transposed
+ * into a zero-padded [position][16 channels] block, each output position
+ * is then one vector of 16 channels with one FMA per tap (the weights of a
+ * tap are a vector too), and the result is transposed back.  Both blocks
+ * stay in L1. */
+#define DWS_MAX_POS 400      /* padded positions per block: 20 x 20 */
+#define DWS_GROUP 16
+
+typedef struct dws_job {
+    const conv_geom *g;
+    const float *x, *w, *bias;
+    float *y;
+    float lo, hi;
+    int silu;
+    int64_t wp, hp;          /* padded plane */
+    float *buf;              /* per thread: wp*hp + out_sz vectors of 16 */
+    size_t per_thread;
+} dws_job;
+
+static int dws_ok(const conv_geom *g, const op_epilogue *epi)
+{
+    if (g->rank != 2 || g->cg != 1 || g->mg != 1 || g->c % DWS_GROUP || isa_level() < 2) return 0;
+    if (g->k[1] != g->k[2] || (g->k[2] != 3 && g->k[2] != 5) || g->dil[1] != 1 || g->dil[2] != 1) return 0;
+    if (g->str[1] != g->str[2] || g->str[2] > 2 || (epi && epi->residual)) return 0;
+    int64_t hp = g->in[1] + g->pb[1] + g->pe[1], wp = g->in[2] + g->pb[2] + g->pe[2];
+    /* Past 20 x 20 the row kernel's lanes are mostly full anyway, and a
+     * 3x3 kernel on 14-wide rows has too few FMAs to pay for the
+     * transposes (measured: as fast either way). */
+    if (g->k[2] == 3 && g->out[2] > 8) return 0;
+    return g->pb[1] >= 0 && g->pb[2] >= 0 && g->pe[1] >= 0 && g->pe[2] >= 0 && hp * wp <= DWS_MAX_POS &&
+           g->out_sz <= DWS_MAX_POS && (g->out[1] - 1) * g->str[1] + g->k[1] <= hp &&
+           (g->out[2] - 1) * g->str[2] + g->k[2] <= wp;
+}
+
+#ifdef HAVE_X86
+/* r[i] (16 rows of 16) becomes its transpose in place. */
+__attribute__((target("avx512f"), always_inline))
+static inline void transpose16(__m512 *r)
+{
+    __m512 t[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]);
+        __m512d c = _mm512_castps_pd(t[i + 2]), d = _mm512_castps_pd(t[i + 3]);
+        r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+    /* r[4q + j] now holds column j + 4 * lane-block of rows 4q..4q+3. */
+    for (int j = 0; j < 4; j++) {
+        __m512 a = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x88), b = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xdd);
+        __m512 c = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x88), d = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xdd);
+        t[j] = _mm512_shuffle_f32x4(a, c, 0x88);
+        t[j + 8] = _mm512_shuffle_f32x4(a, c, 0xdd);
+        t[j + 4] = _mm512_shuffle_f32x4(b, d, 0x88);
+        t[j + 12] = _mm512_shuffle_f32x4(b, d, 0xdd);
+    }
+    for (int i = 0; i < 16; i++) r[i] = t[i];
+}
+
+/* One group of 16 channels with compile-time kernel size K. */
+__attribute__((target("avx512f"), always_inline))
+static inline void dws_group_k(const int K, const dws_job *j, int64_t grp, float *tb)
+{
+    const conv_geom *g = j->g;
+    const int64_t H = g->in[1], W = g->in[2], OH = g->out[1], OW = g->out[2], S = g->str[2];
+    const int64_t WP = j->wp, HW = H * W, P = g->out_sz;
+    const int64_t p0 = grp * DWS_GROUP, c0 = p0 % g->c;
+    float *ob = tb + j->wp * j->hp * DWS_GROUP;
+    const __m512 z = _mm512_setzero_ps();
+    /* In: 16 positions x 16 channels at a time, into the interior (the
+     * zero border is written once per task, see dws_task). */
+    const float *x = j->x + p0 * HW;
+    int64_t h = 0, w = 0;
+    for (int64_t i = 0; i < HW; i += 16) {
+        int n = (int)(HW - i < 16 ? HW - i : 16);
+        __mmask16 m = (__mmask16)((1u << n) - 1);
+        __m512 v[16];
+        for (int c = 0; c < 16; c++) v[c] = _mm512_maskz_loadu_ps(m, x + c * HW + i);
+        transpose16(v);
+        for (int q = 0; q < n; q++) {
+            _mm512_store_ps(tb + ((h + g->pb[1]) * WP + w + g->pb[2]) * DWS_GROUP, v[q]);
+            if (++w == W) {
+                w = 0;
+                h++;
+            }
+        }
+    }
+    __m512 wv[K * K], vb;
+    {
+        float tmp[DWS_GROUP];
+        for (int t = 0; t < K * K; t++) {
+            for (int c = 0; c < DWS_GROUP; c++) tmp[c] = j->w[(c0 + c) * K * K + t];
+            wv[t] = _mm512_loadu_ps(tmp);
+        }
+        for (int c = 0; c < DWS_GROUP; c++) tmp[c] = j->bias ? j->bias[c0 + c] : 0.0f;
+        vb = _mm512_loadu_ps(tmp);
+    }
+    const __m512 vlo = _mm512_set1_ps(j->lo), vhi = _mm512_set1_ps(j->hi);
+    /* Four output positions of a row at once: four independent FMA chains. */
+    for (int64_t oh = 0; oh < OH; oh++) {
+        const float *trow = tb + oh * S * WP * DWS_GROUP;
+        float *orow = ob + oh * OW * DWS_GROUP;
+        for (int64_t ow = 0; ow < OW; ow += 4) {
+            int nq = (int)(OW - ow < 4 ? OW - ow : 4);
+            __m512 acc[4] = {vb, vb, vb, vb};
+#pragma GCC unroll 5
+            for (int kh = 0; kh < K; kh++)
+#pragma GCC unroll 5
+                for (int kw = 0; kw < K; kw++) {
+                    const float *tp = trow + (kh * WP + ow * S + kw) * DWS_GROUP;
+#pragma GCC unroll 4
+                    for (int q = 0; q < 4; q++)
+                        if (q < nq) acc[q] = _mm512_fmadd_ps(wv[kh * K + kw], _mm512_load_ps(tp + q * S * DWS_GROUP), acc[q]);
+                }
+            for (int q = 0; q < nq; q++) {
+                __m512 v = _mm512_min_ps(vhi, _mm512_max_ps(vlo, acc[q]));
+                if (j->silu) v = _mm512_mul_ps(v, qk_sigmoid512(v));
+                _mm512_store_ps(orow + (ow + q) * DWS_GROUP, v);
+            }
+        }
+    }
+    /* Out: back to 16 planes. */
+    float *y = j->y + p0 * P;
+    for (int64_t i = 0; i < P; i += 16) {
+        int n = (int)(P - i < 16 ? P - i : 16);
+        __mmask16 m = (__mmask16)((1u << n) - 1);
+        __m512 v[16];
+        for (int q = 0; q < 16; q++) v[q] = q < n ? _mm512_load_ps(ob + (i + q) * DWS_GROUP) : z;
+        transpose16(v);
+        for (int c = 0; c < 16; c++) _mm512_mask_storeu_ps(y + c * P + i, m, v[c]);
+    }
+}
+
+__attribute__((target("avx512f")))
+static void dws_task(void *arg, int64_t t0, int64_t t1, int tid)
+{
+    const dws_job *j = arg;
+    const conv_geom *g = j->g;
+    float *tb = j->buf + (size_t)tid * j->per_thread;
+    /* The padding border, which the groups never overwrite. */
+    for (int64_t r = 0; r < j->hp; r++)
+        for (int64_t q = 0; q < j->wp; q++)
+            if (r < g->pb[1] || r >= g->pb[1] + g->in[1] || q < g->pb[2] || q >= g->pb[2] + g->in[2])
+                _mm512_store_ps(tb + (r * j->wp + q) * DWS_GROUP, _mm512_setzero_ps());
+    for (int64_t t = t0; t < t1; t++) {
+        if (j->g->k[2] == 3) dws_group_k(3, j, t, tb);
+        else dws_group_k(5, j, t, tb);
+    }
+}
+#endif
+
+static int conv_depthwise_small(op_ctx *c, const conv_geom *g, const float *x, const float *w, const float *bias,
+                                float *y)
+{
+#ifdef HAVE_X86
+    dws_job j = {.g = g, .x = x, .w = w, .bias = bias, .y = y, .lo = -INFINITY, .hi = INFINITY};
+    if (c->epi && c->epi->act == OP_ACT_CLAMP) {
+        j.lo = c->epi->lo;
+        j.hi = c->epi->hi;
+    } else if (c->epi && c->epi->act == OP_ACT_SILU) {
+        j.silu = 1;
+    }
+    j.hp = g->in[1] + g->pb[1] + g->pe[1];
+    j.wp = g->in[2] + g->pb[2] + g->pe[2];
+    int nt = tp_nthreads(c->pool);
+    j.per_thread = (size_t)((j.wp * j.hp + g->out_sz) * DWS_GROUP);
+    j.buf = op_scratch(0, sizeof(float) * j.per_thread * (size_t)nt + 64);
+    if (!j.buf) return op_fail(c, QK_ENOMEM, "out of memory");
+    tp_parallel_for(c->pool, g->n * g->c / DWS_GROUP, 1, dws_task, &j);
+#endif
+    return QK_OK;
+}
+
 static int conv_depthwise(op_ctx *c, const conv_geom *g, const float *x, const float *w, const float *bias,
                           float *y)
 {
@@ -1563,6 +1745,7 @@ static int conv_run_plain(op_ctx *c)
                   .bias = c->n_in > 2 && c->in[2] ? c->in[2]->data : NULL, .y = yt->data};
     int nt = tp_nthreads(c->pool);
 
+    if (dws_ok(&g, c->epi)) return conv_depthwise_small(c, &g, j.x, j.w, j.bias, j.y);
     if (dw_fast_ok(&g)) return conv_depthwise(c, &g, j.x, j.w, j.bias, j.y);
     if (g.cg * g.k_sz <= MAX_TAPS && (g.cg == 1 || (g.group > 1 && g.cg <= DIRECT_MAX_CG)))
         return conv_direct(c, &g, j.x, j.w, j.bias, j.y);

@@ -1,7 +1,8 @@
 /* This file implements tests of the kernels' fast paths against plain
- * reference loops written here: the depthwise 2-D kernel (interior blocks
- * without masks, border blocks under masks, fused clamp and SiLU) and the
- * 3x3 stride-2 MaxPool, on shapes that reach every block kind. */
+ * reference loops written here: the depthwise 2-D kernels (interior blocks
+ * without masks, border blocks under masks, 16 channels at a time on small
+ * planes, fused clamp and SiLU), the 3x3 stride-2 MaxPool, on shapes that
+ * reach every block kind, and convs on 1x1 maps. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,6 +170,43 @@ START_TEST(test_maxpool_3x3_stride2_matches_reference)
 }
 END_TEST
 
+/* A 1x1 conv with fused Relu on 1x1 maps (squeeze-excitation): a
+ * matrix-vector product at batch 1, the batch folded at batch 3. */
+START_TEST(test_conv_on_1x1_maps_matches_reference)
+{
+    const int64_t c = 24, m = 40;
+    float w[40 * 24], b[40], x[3 * 24];
+    fill(w, m * c, 11);
+    fill(b, m, 12);
+    fill(x, 3 * c, 13);
+    model_build *mb = mb_new();
+    int64_t xd[4] = {-1, c, 1, 1}, wd[4] = {m, c, 1, 1}, bd[1] = {m};
+    mb_input(mb, "X", 4, xd);
+    mb_init(mb, "W", 4, wd, w);
+    mb_init(mb, "B", 1, bd, b);
+    const char *ci[] = {"X", "W", "B"}, *co[] = {"C"}, *ri[] = {"C"}, *ro[] = {"Y"};
+    mb_node(mb, "Conv", 3, ci, 1, co);
+    mb_node(mb, "Relu", 1, ri, 1, ro);
+    mb_output(mb, "Y");
+    ir_graph *g = mb_load(mb);
+    for (int64_t n = 1; n <= 3; n += 2) {
+        xt in = {.dtype = DT_FLOAT, .rank = 4, .dims = {n, c, 1, 1}, .data = x}, out;
+        run1(g, 2, &in, &out);
+        const float *y = out.data;
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t o = 0; o < m; o++) {
+                double acc = b[o];
+                for (int64_t k = 0; k < c; k++) acc += (double)w[o * c + k] * x[i * c + k];
+                acc = fmax(acc, 0.0);
+                ck_assert_msg(fabs(y[i * m + o] - acc) <= 1e-5 * (1.0 + fabs(acc)), "n%lld y[%lld,%lld] = %g, want %g",
+                              (long long)n, (long long)i, (long long)o, y[i * m + o], acc);
+            }
+        free(out.data);
+    }
+    ir_free(g);
+}
+END_TEST
+
 Suite *fast_paths_suite(void)
 {
     Suite *s = suite_create("fast_paths");
@@ -176,6 +214,7 @@ Suite *fast_paths_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_depthwise_matches_reference);
     tcase_add_test(tc, test_maxpool_3x3_stride2_matches_reference);
+    tcase_add_test(tc, test_conv_on_1x1_maps_matches_reference);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1720,7 +1720,11 @@ static int conv_run(op_ctx *c)
     if (xt_numel(yt) == 0) return QK_OK;
     const conv_state *st = c->state;
     const float *scale = c->in_scale ? c->in_scale->data : NULL;
-    if (st && st->w == c->in[1]->data && g.group == 1 && st->m == g.m && st->k == g.cg * g.k_sz) {
+    /* One output position at batch 1 (squeeze-excitation convs on 1x1
+     * maps) is a matrix-vector product: the engine's tiles would be one
+     * column wide, so the plain path's sgemm, which takes it as one, runs. */
+    int gemv = g.n == 1 && g.out_sz == 1 && g.in_sz == 1 && g.k_sz == 1 && !scale;
+    if (st && !gemv && st->w == c->in[1]->data && g.group == 1 && st->m == g.m && st->k == g.cg * g.k_sz) {
         rc = conv_engine(c, &g, st, c->in[0]->data, c->n_in > 2 && c->in[2] ? c->in[2]->data : NULL,
                          yt->data, scale);
         if (rc != QK_UNKNOWN) return rc;

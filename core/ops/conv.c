@@ -1252,6 +1252,9 @@ static inline void dws_group_k(const int K, const dws_job *j, int64_t grp, float
     /* In: 16 positions x 16 channels at a time, into the interior (the
      * zero border is written once per task, see dws_task). */
     const float *x = j->x + p0 * HW;
+    /* The next group's input meanwhile (contiguous, and from L3 at large
+     * batch; past the tensor's end the hints are harmless). */
+    for (int64_t o = 0; o < DWS_GROUP * HW; o += 16) _mm_prefetch((const char *)(x + DWS_GROUP * HW + o), _MM_HINT_T0);
     int64_t h = 0, w = 0;
     for (int64_t i = 0; i < HW; i += 16) {
         int n = (int)(HW - i < 16 ? HW - i : 16);
@@ -1562,7 +1565,10 @@ static void scale_avx512(float *p, float f, int64_t n)
     __m512 vf = _mm512_set1_ps(f);
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) _mm512_storeu_ps(p + i, _mm512_mul_ps(vf, _mm512_loadu_ps(p + i)));
-    for (; i < n; i++) p[i] *= f;
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(p + i, m, _mm512_mul_ps(vf, _mm512_maskz_loadu_ps(m, p + i)));
+    }
 }
 #endif
 
@@ -1588,16 +1594,16 @@ static void pack_conv_b_scaled(void *arg, int64_t k0, int64_t kc, int64_t j0, in
     pack_conv_b(arg, k0, kc, j0, nc, nr, dst);
     const int64_t P = g->out_sz, ksz = g->k_sz;
     for (int64_t s = 0; s < nc; s += nr, dst += nr * kc) {
-        int64_t first = (j0 + s) / P, last = (j0 + s + (nc - s < nr ? nc - s : nr) - 1) / P;
+        int64_t img = (j0 + s) / P, valid = nc - s < nr ? nc - s : nr;
+        /* Columns [0, split) are image img's, the rest the next one's
+         * (conv_engine: a sliver spans at most two images). */
+        int64_t split = P - (j0 + s) % P;
+        if (split > valid) split = valid;
         for (int64_t k = 0; k < kc; k++) {
             float *d = dst + k * nr;
             int64_t ch = (k0 + k) / ksz;
-            if (first == last) {
-                scale_floats(d, e->scale[first * g->c + ch], nr);
-            } else {
-                /* A sliver across two images (small maps at batch > 1). */
-                for (int c = 0; c < nr; c++) d[c] *= e->scale[((j0 + s + c) / P < g->n ? (j0 + s + c) / P : g->n - 1) * g->c + ch];
-            }
+            scale_floats(d, e->scale[img * g->c + ch], split);
+            if (split < valid) scale_floats(d + split, e->scale[(img + 1) * g->c + ch], valid - split);
         }
     }
 }

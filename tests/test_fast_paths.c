@@ -2,7 +2,7 @@
  * reference loops written here: the depthwise 2-D kernels (interior blocks
  * without masks, border blocks under masks, 16 channels at a time on small
  * planes, fused clamp and SiLU), the 3x3 stride-2 MaxPool, on shapes that
- * reach every block kind, and convs on 1x1 maps. */
+ * reach every block kind, convs on 1x1 maps, and GlobalAveragePool. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,6 +207,34 @@ START_TEST(test_conv_on_1x1_maps_matches_reference)
 }
 END_TEST
 
+/* GlobalAveragePool on planes whose sizes leave every tail length. */
+START_TEST(test_global_average_pool_matches_reference)
+{
+    for (int64_t hw = 1; hw <= 41; hw += 4) {
+        float x[2 * 3 * 41 * 41];
+        fill(x, 2 * 3 * hw * hw, (unsigned)hw);
+        model_build *m = mb_new();
+        int64_t xd[4] = {-1, 3, hw, hw};
+        mb_input(m, "X", 4, xd);
+        const char *i1[] = {"X"}, *o1[] = {"Y"};
+        mb_node(m, "GlobalAveragePool", 1, i1, 1, o1);
+        mb_output(m, "Y");
+        ir_graph *g = mb_load(m);
+        xt in = {.dtype = DT_FLOAT, .rank = 4, .dims = {2, 3, hw, hw}, .data = x}, out;
+        run1(g, 1, &in, &out);
+        for (int64_t p = 0; p < 6; p++) {
+            double sum = 0;
+            for (int64_t i = 0; i < hw * hw; i++) sum += x[p * hw * hw + i];
+            float want = (float)(sum / (double)(hw * hw)), got = ((float *)out.data)[p];
+            ck_assert_msg(fabsf(got - want) <= 1e-6f, "%lldx%lld plane %lld: %g, want %g", (long long)hw, (long long)hw,
+                          (long long)p, got, want);
+        }
+        free(out.data);
+        ir_free(g);
+    }
+}
+END_TEST
+
 Suite *fast_paths_suite(void)
 {
     Suite *s = suite_create("fast_paths");
@@ -215,6 +243,7 @@ Suite *fast_paths_suite(void)
     tcase_add_test(tc, test_depthwise_matches_reference);
     tcase_add_test(tc, test_maxpool_3x3_stride2_matches_reference);
     tcase_add_test(tc, test_conv_on_1x1_maps_matches_reference);
+    tcase_add_test(tc, test_global_average_pool_matches_reference);
     suite_add_tcase(s, tc);
     return s;
 }

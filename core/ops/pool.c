@@ -640,9 +640,13 @@ static double sum_f32_avx512(const float *x, int64_t n)
         a2 = _mm512_add_pd(a2, _mm512_cvtps_pd(_mm256_loadu_ps(x + i + 16)));
         a3 = _mm512_add_pd(a3, _mm512_cvtps_pd(_mm256_loadu_ps(x + i + 24)));
     }
-    double s = _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(a0, a1), _mm512_add_pd(a2, a3)));
-    for (; i < n; i++) s += x[i];
-    return s;
+    /* The tail under masks: small planes (7x7) are mostly tail. */
+    for (; i < n; i += 8) {
+        __mmask8 m = (__mmask8)(n - i >= 8 ? 0xff : (1u << (n - i)) - 1);
+        a0 = _mm512_add_pd(a0, _mm512_maskz_cvtps_pd(m, _mm256_castsi256_ps(_mm512_castsi512_si256(
+                                                              _mm512_maskz_loadu_epi32((__mmask16)m, x + i)))));
+    }
+    return _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(a0, a1), _mm512_add_pd(a2, a3)));
 }
 #endif
 

@@ -480,7 +480,8 @@ static void plan_scales(executor *e, const int *readers)
         int y = n->out[0];
         int c = sole_reader(e, readers, y, m);
         if (c < 0 || strcmp(node_op_type(&g->nodes[c]), "Conv") || !e->state[c] || g->nodes[c].n_in < 2 ||
-            g->nodes[c].in[0] != y || g->nodes[c].in[1] == y || (m < e->sb_cut) != (c < e->sb_cut))
+            g->nodes[c].in[0] != y || g->nodes[c].in[1] == y || (g->nodes[c].n_in > 2 && g->nodes[c].in[2] == y) ||
+            (m < e->sb_cut) != (c < e->sb_cut))
             continue;
         int member = 0;
         for (int h = 0; h < g->n_nodes && !member; h++)

@@ -161,8 +161,43 @@ static void check_maxpool(int64_t n, int64_t c, int64_t h, int64_t w, int pad, i
     free(x);
 }
 
+/* A 3-D pool with a 1x3x3 window: planes of depth 3, not the 2-D kernel's. */
+static void check_maxpool_depth(void)
+{
+    const int64_t c = 2, d = 3, h = 9, w = 11;
+    float x[2 * 3 * 9 * 11];
+    fill(x, c * d * h * w, 17);
+    model_build *m = mb_new();
+    int64_t xd[5] = {1, c, d, h, w};
+    mb_input(m, "X", 5, xd);
+    const char *i1[] = {"X"}, *o1[] = {"Y"};
+    mb_node(m, "MaxPool", 1, i1, 1, o1);
+    int64_t ks[3] = {1, 3, 3}, st[3] = {1, 2, 2};
+    mb_attr_ints(m, "kernel_shape", 3, ks);
+    mb_attr_ints(m, "strides", 3, st);
+    mb_output(m, "Y");
+    ir_graph *g = mb_load(m);
+    xt in = {.dtype = DT_FLOAT, .rank = 5, .dims = {1, c, d, h, w}, .data = x}, out;
+    run1(g, 1, &in, &out);
+    const int64_t oh = 4, ow = 5;
+    ck_assert_int_eq(out.dims[3], oh);
+    ck_assert_int_eq(out.dims[4], ow);
+    for (int64_t p = 0; p < c * d; p++)
+        for (int64_t r = 0; r < oh; r++)
+            for (int64_t q = 0; q < ow; q++) {
+                float best = -INFINITY;
+                for (int kh = 0; kh < 3; kh++)
+                    for (int kw = 0; kw < 3; kw++) best = fmaxf(best, x[(p * h + r * 2 + kh) * w + q * 2 + kw]);
+                ck_assert_msg(((float *)out.data)[(p * oh + r) * ow + q] == best, "depth pool plane %lld [%lld,%lld]",
+                              (long long)p, (long long)r, (long long)q);
+            }
+    free(out.data);
+    ir_free(g);
+}
+
 START_TEST(test_maxpool_3x3_stride2_matches_reference)
 {
+    check_maxpool_depth();
     static const int64_t sizes[][2] = {{4, 4}, {7, 9}, {20, 33}, {55, 55}, {111, 111}};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
         for (int pad = 0; pad <= 1; pad++)

@@ -448,7 +448,8 @@ static void maxpool_k3s2_avx512(void *arg, int64_t p0, int64_t p1, int tid)
 /* True when maxpool_k3s2_avx512 can run this pool (after maxpool_fast_ok). */
 static int maxpool_k3s2_ok(const pool_geom *g)
 {
-    if (op_isa_level() < 2 || g->ker[1] != 3 || g->ker[2] != 3 || g->str[1] != 2 || g->str[2] != 2) return 0;
+    if (op_isa_level() < 2 || g->in[0] != 1 || g->ker[1] != 3 || g->ker[2] != 3 || g->str[1] != 2 || g->str[2] != 2)
+        return 0;
     /* Every window has a row and a column inside the input. */
     return g->pb[1] < 3 && g->pb[2] < 3 && g->in[2] < (1 << 30);
 }

@@ -10,5 +10,6 @@ Suite *ir_suite(void);
 Suite *executor_suite(void);
 Suite *npy_suite(void);
 Suite *sgemm_suite(void);
+Suite *conv_direct_suite(void);
 
 #endif

@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "ops.h"
+#include "conv_direct.h"
 #include "../sgemm.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -1149,8 +1150,25 @@ static int conv_depthwise(op_ctx *c, const conv_geom *g, const float *x, const f
 typedef struct conv_state {
     const float *w;             /* the weights packed, to check at run time */
     int64_t m, k;
-    sgemm_pa *pa;
+    sgemm_pa *pa;               /* for conv_engine, or NULL */
+    convd_w *dw;                /* for conv_implicit (conv_direct.c), or NULL */
 } conv_state;
+
+/* Input channels per group from which conv_direct.c's kernel is used. */
+#define IMPLICIT_MIN_CG 16
+
+/* Whether a Conv with weights W [m, cg, k...] goes to conv_direct.c's
+ * kernel rather than the im2col engine: on AVX-512 (following the sgemm
+ * kernel, which QK_SGEMM_ISA and the tests can narrow), with enough input
+ * channels that a tile's K loop dwarfs its transposed store.
+ * QK_CONV_DIRECT=0 turns it off (comparisons, benchmarks). */
+static int implicit_wanted(const xt *w)
+{
+    const char *env = getenv("QK_CONV_DIRECT");
+    if (env && !strcmp(env, "0")) return 0;
+    if (strcmp(sgemm_isa(), "avx512") || isa_level() < 2) return 0;
+    return w->dims[1] >= IMPLICIT_MIN_CG;
+}
 
 int conv_prepare(op_ctx *c, void **state)
 {
@@ -1163,7 +1181,8 @@ int conv_prepare(op_ctx *c, void **state)
     /* A single input channel goes direct (see conv_run). */
     if (m <= 0 || k <= 0 || w->dims[1] == 1) return QK_OK;
     conv_state *st = calloc(1, sizeof *st);
-    if (!st || !(st->pa = sgemm_pack_a(w->data, k, m, k))) {
+    if (st && implicit_wanted(w)) st->dw = convd_pack(w->data, m, k);
+    if (!st || (!st->dw && !(st->pa = sgemm_pack_a(w->data, k, m, k)))) {
         free(st);
         return op_fail(c, QK_ENOMEM, "out of memory packing the weights (%lld x %lld)", (long long)m,
                        (long long)k);
@@ -1179,6 +1198,7 @@ void conv_release(void *state)
 {
     conv_state *st = state;
     sgemm_pa_free(st->pa);
+    convd_free(st->dw);
     free(st);
 }
 
@@ -1328,6 +1348,68 @@ static void engine_pad_task(void *arg, int64_t c0, int64_t c1, int tid)
         padded_fill(p->g, p->pad, p->x + ch * p->g->in_sz, p->dst + ch * p->pad->chan_sz);
 }
 
+/* c->epi as the GEMM kernels' epilogue, with the bias. */
+static sgemm_epi engine_epi(const op_ctx *c, const float *bias)
+{
+    sgemm_epi ep = {.bias = bias};
+    if (c->epi) {
+        ep.res = c->epi->residual ? c->epi->residual->data : NULL;
+        if (c->epi->act == OP_ACT_CLAMP) {
+            ep.clamp = 1;
+            ep.lo = c->epi->lo;
+            ep.hi = c->epi->hi;
+        } else if (c->epi->act == OP_ACT_SILU) {
+            ep.silu = 1;
+        }
+    }
+    return ep;
+}
+
+/* Conv through conv_direct.c's kernel (weights packed by conv_prepare):
+ * the same zero-padded, phase-split input copy as the engine (none for a
+ * pointwise conv), the tap offsets, and one offset per output row.
+ * QK_UNKNOWN when it does not apply, else QK_OK or an error. */
+static int conv_implicit(op_ctx *c, const conv_geom *g, const conv_state *st, const float *x,
+                         const float *bias, float *y)
+{
+    const int64_t K = st->k, rows = g->out[0] * g->out[1];
+    int pointwise = 1;
+    for (int a = 0; a < SP; a++)
+        if (g->k[a] != 1 || g->str[a] != 1 || g->pb[a] != 0 || g->pe[a] != 0) pointwise = 0;
+    int64_t *roff = op_scratch(1, sizeof(int64_t) * (size_t)(K + rows));
+    if (!roff) return op_fail(c, QK_ENOMEM, "out of memory");
+    int64_t *row_off = roff + K;
+    convd_args a = {.n = g->n, .roff = roff, .row_off = row_off, .rows = rows, .width = g->out[2],
+                    .plane = g->out_sz, .y = y};
+    if (pointwise) {
+        for (int64_t k = 0; k < K; k++) roff[k] = k * g->in_sz;
+        for (int64_t q = 0; q < rows; q++) row_off[q] = q * g->out[2];
+        a.x = x;
+        a.img_stride = g->c * g->in_sz;
+    } else {
+        padded pad;
+        padded_init(g, &pad);
+        size_t floats = (size_t)(g->n * g->c * pad.chan_sz);
+        float *xpad = op_scratch(0, sizeof(float) * floats + 64);
+        if (!xpad)
+            return op_fail(c, QK_ENOMEM, "cannot allocate %zu bytes of padded input", sizeof(float) * floats);
+        engine_pad ep = {g, &pad, x, xpad};
+        tp_parallel_for(c->pool, g->n * g->c, 16384 / (pad.chan_sz + 1) + 1, engine_pad_task, &ep);
+        int64_t r = 0;
+        for (int64_t ci = 0; ci < g->c; ci++)
+            for (int64_t kd = 0; kd < g->k[0]; kd++)
+                for (int64_t kh = 0; kh < g->k[1]; kh++)
+                    for (int64_t kw = 0; kw < g->k[2]; kw++) roff[r++] = padded_tap(g, &pad, ci, kd, kh, kw);
+        for (int64_t od = 0; od < g->out[0]; od++)
+            for (int64_t oh = 0; oh < g->out[1]; oh++) row_off[od * g->out[1] + oh] = padded_row(g, &pad, od, oh);
+        a.x = xpad;
+        a.img_stride = g->c * pad.chan_sz;
+    }
+    sgemm_epi ep = engine_epi(c, bias);
+    a.ep = &ep;
+    return convd_run(st->dw, &a, c->pool) ? QK_UNKNOWN : QK_OK;
+}
+
 /* Runs the engine; QK_UNKNOWN when it does not apply (the caller takes
  * another path), else QK_OK or an error. */
 static int conv_engine(op_ctx *c, const conv_geom *g, const conv_state *st, const float *x,
@@ -1364,17 +1446,7 @@ static int conv_engine(op_ctx *c, const conv_geom *g, const conv_state *st, cons
         e.img_stride = g->c * e.pad.chan_sz;
     }
     e.roff = roff;
-    sgemm_epi ep = {.bias = bias};
-    if (c->epi) {
-        ep.res = c->epi->residual ? c->epi->residual->data : NULL;
-        if (c->epi->act == OP_ACT_CLAMP) {
-            ep.clamp = 1;
-            ep.lo = c->epi->lo;
-            ep.hi = c->epi->hi;
-        } else if (c->epi->act == OP_ACT_SILU) {
-            ep.silu = 1;
-        }
-    }
+    sgemm_epi ep = engine_epi(c, bias);
     if (sgemm_packed(st->pa, g->n * P, pack_conv_b, &e, y, P, P, g->m * P, &ep, c->pool))
         return QK_UNKNOWN;
     return QK_OK;
@@ -1406,8 +1478,9 @@ static int conv_run(op_ctx *c)
     if (xt_numel(yt) == 0) return QK_OK;
     const conv_state *st = c->state;
     if (st && st->w == c->in[1]->data && g.group == 1 && st->m == g.m && st->k == g.cg * g.k_sz) {
-        rc = conv_engine(c, &g, st, c->in[0]->data, c->n_in > 2 && c->in[2] ? c->in[2]->data : NULL,
-                         yt->data);
+        const float *bias = c->n_in > 2 && c->in[2] ? c->in[2]->data : NULL;
+        rc = st->dw ? conv_implicit(c, &g, st, c->in[0]->data, bias, yt->data)
+                    : conv_engine(c, &g, st, c->in[0]->data, bias, yt->data);
         if (rc != QK_UNKNOWN) return rc;
     }
     int direct = g.cg * g.k_sz <= MAX_TAPS && (g.cg == 1 || (g.group > 1 && g.cg <= DIRECT_MAX_CG));

@@ -1194,6 +1194,15 @@ int conv_prepare(op_ctx *c, void **state)
     return QK_OK;
 }
 
+/* Which path a prepared state takes: 0 none (NULL), 1 the im2col engine,
+ * 2 conv_direct.c.  For the tests, which must know the path they compare. */
+int conv_state_path(const void *state) __attribute__((visibility("hidden")));
+int conv_state_path(const void *state)
+{
+    const conv_state *st = state;
+    return !st ? 0 : st->dw ? 2 : 1;
+}
+
 void conv_release(void *state)
 {
     conv_state *st = state;
@@ -1365,43 +1374,58 @@ static sgemm_epi engine_epi(const op_ctx *c, const float *bias)
     return ep;
 }
 
-/* Conv through conv_direct.c's kernel (weights packed by conv_prepare):
- * the same zero-padded, phase-split input copy as the engine (none for a
- * pointwise conv), the tap offsets, and one offset per output row.
- * QK_UNKNOWN when it does not apply, else QK_OK or an error. */
+/* Conv through conv_direct.c's kernel (weights packed by conv_prepare).
+ * The kernel steps 1 or 2 input columns per output, so a W stride of 1
+ * or 2 needs no phase split: an unpadded conv reads X as it stands, a
+ * padded one a zero-padded copy (`padded` of the geometry with W stride
+ * 1, the same extent), and wider strides take the phase-split copy with
+ * step 1.  QK_UNKNOWN when it does not apply, else QK_OK or an error. */
 static int conv_implicit(op_ctx *c, const conv_geom *g, const conv_state *st, const float *x,
                          const float *bias, float *y)
 {
     const int64_t K = st->k, rows = g->out[0] * g->out[1];
-    int pointwise = 1;
+    int unpadded = 1;
     for (int a = 0; a < SP; a++)
-        if (g->k[a] != 1 || g->str[a] != 1 || g->pb[a] != 0 || g->pe[a] != 0) pointwise = 0;
+        if (g->pb[a] != 0 || g->pe[a] != 0) unpadded = 0;
     int64_t *roff = op_scratch(1, sizeof(int64_t) * (size_t)(K + rows));
     if (!roff) return op_fail(c, QK_ENOMEM, "out of memory");
     int64_t *row_off = roff + K;
     convd_args a = {.n = g->n, .roff = roff, .row_off = row_off, .rows = rows, .width = g->out[2],
-                    .plane = g->out_sz, .y = y};
-    if (pointwise) {
-        for (int64_t k = 0; k < K; k++) roff[k] = k * g->in_sz;
-        for (int64_t q = 0; q < rows; q++) row_off[q] = q * g->out[2];
+                    .plane = g->out_sz, .y = y, .step = g->str[2] <= 2 ? g->str[2] : 1};
+    if (unpadded && g->str[2] <= 2) {
+        const int64_t H = g->in[1], W = g->in[2];
+        int64_t r = 0;
+        for (int64_t ci = 0; ci < g->c; ci++)
+            for (int64_t kd = 0; kd < g->k[0]; kd++)
+                for (int64_t kh = 0; kh < g->k[1]; kh++)
+                    for (int64_t kw = 0; kw < g->k[2]; kw++)
+                        roff[r++] = ci * g->in_sz + (kd * g->dil[0] * H + kh * g->dil[1]) * W + kw * g->dil[2];
+        for (int64_t od = 0; od < g->out[0]; od++)
+            for (int64_t oh = 0; oh < g->out[1]; oh++)
+                row_off[od * g->out[1] + oh] = (od * g->str[0] * H + oh * g->str[1]) * W;
         a.x = x;
         a.img_stride = g->c * g->in_sz;
     } else {
+        conv_geom gp = *g;
+        if (g->str[2] <= 2) {
+            gp.str[2] = 1;
+            gp.out[2] = (g->out[2] - 1) * g->str[2] + 1;
+        }
         padded pad;
-        padded_init(g, &pad);
+        padded_init(&gp, &pad);
         size_t floats = (size_t)(g->n * g->c * pad.chan_sz);
         float *xpad = op_scratch(0, sizeof(float) * floats + 64);
         if (!xpad)
             return op_fail(c, QK_ENOMEM, "cannot allocate %zu bytes of padded input", sizeof(float) * floats);
-        engine_pad ep = {g, &pad, x, xpad};
+        engine_pad ep = {&gp, &pad, x, xpad};
         tp_parallel_for(c->pool, g->n * g->c, 16384 / (pad.chan_sz + 1) + 1, engine_pad_task, &ep);
         int64_t r = 0;
         for (int64_t ci = 0; ci < g->c; ci++)
             for (int64_t kd = 0; kd < g->k[0]; kd++)
                 for (int64_t kh = 0; kh < g->k[1]; kh++)
-                    for (int64_t kw = 0; kw < g->k[2]; kw++) roff[r++] = padded_tap(g, &pad, ci, kd, kh, kw);
+                    for (int64_t kw = 0; kw < g->k[2]; kw++) roff[r++] = padded_tap(&gp, &pad, ci, kd, kh, kw);
         for (int64_t od = 0; od < g->out[0]; od++)
-            for (int64_t oh = 0; oh < g->out[1]; oh++) row_off[od * g->out[1] + oh] = padded_row(g, &pad, od, oh);
+            for (int64_t oh = 0; oh < g->out[1]; oh++) row_off[od * g->out[1] + oh] = padded_row(&gp, &pad, od, oh);
         a.x = xpad;
         a.img_stride = g->c * pad.chan_sz;
     }

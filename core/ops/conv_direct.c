@@ -150,7 +150,7 @@ static inline void store_rows(__m512 acc[16], int R, int64_t nc, float *y, const
  * of position 0 for tap offset 0), written from y (channel m0, position 0).
  * R is a compile-time constant so the accumulators live in registers. */
 __attribute__((target("avx512f"), always_inline))
-static inline void tile_r(const int R, const float *wb, int64_t K, const int64_t *roff, const float *x,
+static inline void tile_r(const int R, const int S, const float *wb, int64_t K, const int64_t *roff, const float *x,
                           int64_t m0, int64_t m1, float *y, const float *res, int64_t plane,
                           const sgemm_epi *ep)
 {
@@ -166,7 +166,7 @@ static inline void tile_r(const int R, const float *wb, int64_t K, const int64_t
         _mm_prefetch((const char *)(w + 8 * CO), _MM_HINT_T0);
 #pragma GCC unroll 16
         for (int r = 0; r < R; r++) {
-            __m512 b = _mm512_set1_ps(p[r]);
+            __m512 b = _mm512_set1_ps(p[r * S]);
             a0[r] = _mm512_fmadd_ps(b, w0, a0[r]);
             a1[r] = _mm512_fmadd_ps(b, w1, a1[r]);
         }
@@ -187,14 +187,22 @@ static inline void tile_r(const int R, const float *wb, int64_t K, const int64_t
 }
 
 __attribute__((target("avx512f")))
-static void tile(int R, const float *wb, int64_t K, const int64_t *roff, const float *x, int64_t m0,
+static void tile(int R, int S, const float *wb, int64_t K, const int64_t *roff, const float *x, int64_t m0,
                  int64_t m1, float *y, const float *res, int64_t plane, const sgemm_epi *ep)
 {
-#define T(n) case n: tile_r(n, wb, K, roff, x, m0, m1, y, res, plane, ep); break
-    switch (R) {
-    T(1); T(2); T(3); T(4); T(5); T(6); T(7);
-    T(8); T(9); T(10); T(11); T(12); T(13);
-    default: tile_r(R_MAX, wb, K, roff, x, m0, m1, y, res, plane, ep); break;
+#define T(n, s) case n: tile_r(n, s, wb, K, roff, x, m0, m1, y, res, plane, ep); break
+    if (S == 1) {
+        switch (R) {
+        T(1, 1); T(2, 1); T(3, 1); T(4, 1); T(5, 1); T(6, 1); T(7, 1);
+        T(8, 1); T(9, 1); T(10, 1); T(11, 1); T(12, 1); T(13, 1);
+        default: tile_r(R_MAX, 1, wb, K, roff, x, m0, m1, y, res, plane, ep); break;
+        }
+    } else {
+        switch (R) {
+        T(1, 2); T(2, 2); T(3, 2); T(4, 2); T(5, 2); T(6, 2); T(7, 2);
+        T(8, 2); T(9, 2); T(10, 2); T(11, 2); T(12, 2); T(13, 2);
+        default: tile_r(R_MAX, 2, wb, K, roff, x, m0, m1, y, res, plane, ep); break;
+        }
     }
 #undef T
 }
@@ -222,7 +230,8 @@ static void direct_task(void *arg, int64_t t0, int64_t t1, int tid)
         int64_t base = W / n_tiles, extra = W % n_tiles, o = 0;
         for (int64_t i = 0; i < n_tiles; i++) {
             int R = (int)(base + (i < extra));
-            tile(R, wb, w->k, a->roff, x + o, m0, m1, y + o, res ? res + o : NULL, a->plane, a->ep);
+            tile(R, (int)a->step, wb, w->k, a->roff, x + o * a->step, m0, m1, y + o, res ? res + o : NULL,
+                 a->plane, a->ep);
             o += R;
         }
     }
@@ -232,7 +241,7 @@ static void direct_task(void *arg, int64_t t0, int64_t t1, int tid)
 int convd_run(const convd_w *w, const convd_args *a, threadpool *pool)
 {
 #ifdef HAVE_X86
-    if (a->ep && a->ep->post) return -1;
+    if ((a->ep && a->ep->post) || (a->step != 1 && a->step != 2)) return -1;
     if (a->n <= 0 || a->rows <= 0 || a->width <= 0) return 0;
     djob j = {.w = w, .a = a};
     tp_parallel_for(pool, w->nb * a->n * a->rows, 1, direct_task, &j);

@@ -25,11 +25,10 @@ CONVD_HIDDEN int64_t convd_depth(const convd_w *w);   /* K */
 
 /* One convolution as an implicit GEMM over n images:
  *   y[(img * M + m) * plane + q * width + o] =
- *       epi(sum_k W[m][k] * x[img * img_stride + row_off[q] + roff[k] + o])
- * for q < rows, o < width (plane == rows * width).  x is typically a
- * zero-padded, stride-phase-split copy of the input (conv.c's `padded`),
- * where consecutive outputs of a row read consecutive inputs for every
- * tap, or the input itself for a 1x1 stride-1 unpadded conv.  The
+ *       epi(sum_k W[m][k] * x[img * img_stride + row_off[q] + roff[k] + o * step])
+ * for q < rows, o < width (plane == rows * width), step 1 or 2 (the
+ * conv's stride along W).  x is the input itself for an unpadded conv, or
+ * a zero-padded copy of it (conv.c's `padded`).  The
  * epilogue is sgemm_epi's (bias, residual laid out like y, clamp, SiLU);
  * its `post` hook is not supported. */
 typedef struct convd_args {
@@ -38,13 +37,14 @@ typedef struct convd_args {
     const int64_t *roff;        /* K tap offsets */
     const int64_t *row_off;     /* `rows` row offsets */
     int64_t rows, width, plane;
+    int64_t step;               /* input floats between a row's outputs: 1 or 2 */
     float *y;
     const sgemm_epi *ep;        /* may be NULL */
 } convd_args;
 
 /* Runs the convolution on the pool (NULL: the calling thread).  Returns 0,
  * or -1 without writing anything when the arguments are out of the
- * kernel's range (ep->post set). */
+ * kernel's range (ep->post set, another step). */
 CONVD_HIDDEN int convd_run(const convd_w *w, const convd_args *a, threadpool *pool);
 
 #endif

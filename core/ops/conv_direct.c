@@ -85,8 +85,11 @@ int64_t convd_depth(const convd_w *w) { return w->k; }
 typedef struct djob {
     const convd_w *w;
     const convd_args *a;
-    int64_t n_rows;             /* rows per (block, image): a->rows */
+    int64_t group;              /* weight blocks per group (see direct_task) */
 } djob;
+
+/* Bytes of packed weights a block group may take: about half of L2. */
+#define GROUP_BYTES (512 * 1024)
 
 /* out[c] = column c of the 16 x 16 matrix whose rows are v[0..15]. */
 __attribute__((target("avx512f"), always_inline))
@@ -157,6 +160,10 @@ static inline void tile_r(const int R, const int S, const float *wb, int64_t K, 
     __m512 a0[16], a1[16];
 #pragma GCC unroll 16
     for (int r = 0; r < 16; r++) a0[r] = a1[r] = _mm512_setzero_ps();
+    /* The residual rows the epilogue reads are 32 scattered lines, usually
+     * from L3 by then: ask for them now, the K loop hides the wait. */
+    if (res)
+        for (int64_t c = 0; c < m1 - m0; c++) _mm_prefetch((const char *)(res + c * plane), _MM_HINT_T0);
     const float *w = wb;
     for (int64_t k = 0; k < K; k++, w += CO) {
         const float *p = x + roff[k];
@@ -207,18 +214,24 @@ static void tile(int R, int S, const float *wb, int64_t K, const int64_t *roff, 
 #undef T
 }
 
-/* Items t in [t0, t1): t = (block * n + image) * rows + row.  Consecutive
- * items share a weight block (kept in L2) and overlapping input rows. */
+/* Items t in [t0, t1): t = ((group * n + image) * rows + row) * G + b,
+ * block group * G + b of output row `row` of `image`.  The G blocks of a
+ * group read the same input rows one after the other (from L1/L2, where
+ * block-by-block passes over a batch of inputs from L3 stalled on every
+ * line: 1x1 convs with a short K ran at a fifth of the others), while
+ * their weights together stay in L2. */
 static void direct_task(void *arg, int64_t t0, int64_t t1, int tid)
 {
     const djob *j = arg;
     const convd_args *a = j->a;
     const convd_w *w = j->w;
-    const int64_t W = a->width;
+    const int64_t W = a->width, G = j->group;
     const int64_t n_tiles = (W + R_MAX - 1) / R_MAX;
     for (int64_t t = t0; t < t1; t++) {
-        int64_t q = t % a->rows, bi = t / a->rows;
-        int64_t img = bi % a->n, blk = bi / a->n;
+        int64_t b = t % G, r = t / G;
+        int64_t q = r % a->rows, gi = r / a->rows;
+        int64_t img = gi % a->n, blk = gi / a->n * G + b;
+        if (blk >= w->nb) continue;   /* the last group's missing blocks */
         int64_t m0 = blk * CO, m1 = m0 + CO < w->m ? m0 + CO : w->m;
         const float *x = a->x + img * a->img_stride + a->row_off[q];
         int64_t yo = (img * w->m + m0) * a->plane + q * W;
@@ -244,7 +257,11 @@ int convd_run(const convd_w *w, const convd_args *a, threadpool *pool)
     if ((a->ep && a->ep->post) || (a->step != 1 && a->step != 2)) return -1;
     if (a->n <= 0 || a->rows <= 0 || a->width <= 0) return 0;
     djob j = {.w = w, .a = a};
-    tp_parallel_for(pool, w->nb * a->n * a->rows, 1, direct_task, &j);
+    int64_t gmax = GROUP_BYTES / (w->k * CO * (int64_t)sizeof(float));
+    if (gmax < 1) gmax = 1;
+    int64_t groups = (w->nb + gmax - 1) / gmax;
+    j.group = (w->nb + groups - 1) / groups;
+    tp_parallel_for(pool, groups * j.group * a->n * a->rows, 1, direct_task, &j);
     return 0;
 #else
     (void)w;

@@ -86,6 +86,8 @@ typedef struct djob {
     const convd_w *w;
     const convd_args *a;
     int64_t group;              /* weight blocks per group (see direct_task) */
+    int paired;                 /* rows go two by two (see tile_pair) */
+    int64_t units;              /* rows, or row pairs, per image */
 } djob;
 
 /* Bytes of packed weights a block group may take: about half of L2. */
@@ -153,7 +155,8 @@ static inline void store_rows(__m512 acc[16], int R, int64_t nc, float *y, const
  * of position 0 for tap offset 0), written from y (channel m0, position 0).
  * R is a compile-time constant so the accumulators live in registers. */
 __attribute__((target("avx512f"), always_inline))
-static inline void tile_r(const int R, const int S, const float *wb, int64_t K, const int64_t *roff, const float *x,
+static inline void tile_r(const int R, const int R1, const int S, int64_t dx, const float *wb, int64_t K,
+                          const int64_t *roff, const float *x,
                           int64_t m0, int64_t m1, float *y, const float *res, int64_t plane,
                           const sgemm_epi *ep)
 {
@@ -173,7 +176,7 @@ static inline void tile_r(const int R, const int S, const float *wb, int64_t K, 
         _mm_prefetch((const char *)(w + 8 * CO), _MM_HINT_T0);
 #pragma GCC unroll 16
         for (int r = 0; r < R; r++) {
-            __m512 b = _mm512_set1_ps(p[r * S]);
+            __m512 b = _mm512_set1_ps(r < R1 ? p[r * S] : p[dx + (r - R1) * S]);
             a0[r] = _mm512_fmadd_ps(b, w0, a0[r]);
             a1[r] = _mm512_fmadd_ps(b, w1, a1[r]);
         }
@@ -197,25 +200,49 @@ __attribute__((target("avx512f")))
 static void tile(int R, int S, const float *wb, int64_t K, const int64_t *roff, const float *x, int64_t m0,
                  int64_t m1, float *y, const float *res, int64_t plane, const sgemm_epi *ep)
 {
-#define T(n, s) case n: tile_r(n, s, wb, K, roff, x, m0, m1, y, res, plane, ep); break
+#define T(n, s) case n: tile_r(n, n, s, 0, wb, K, roff, x, m0, m1, y, res, plane, ep); break
     if (S == 1) {
         switch (R) {
         T(1, 1); T(2, 1); T(3, 1); T(4, 1); T(5, 1); T(6, 1); T(7, 1);
         T(8, 1); T(9, 1); T(10, 1); T(11, 1); T(12, 1); T(13, 1);
-        default: tile_r(R_MAX, 1, wb, K, roff, x, m0, m1, y, res, plane, ep); break;
+        default: tile_r(R_MAX, R_MAX, 1, 0, wb, K, roff, x, m0, m1, y, res, plane, ep); break;
         }
     } else {
         switch (R) {
         T(1, 2); T(2, 2); T(3, 2); T(4, 2); T(5, 2); T(6, 2); T(7, 2);
         T(8, 2); T(9, 2); T(10, 2); T(11, 2); T(12, 2); T(13, 2);
-        default: tile_r(R_MAX, 2, wb, K, roff, x, m0, m1, y, res, plane, ep); break;
+        default: tile_r(R_MAX, R_MAX, 2, 0, wb, K, roff, x, m0, m1, y, res, plane, ep); break;
         }
     }
 #undef T
 }
 
-/* Items t in [t0, t1): t = ((group * n + image) * rows + row) * G + b,
- * block group * G + b of output row `row` of `image`.  The G blocks of a
+/* Two whole rows of W <= R_MAX / 2 positions as one tile of 2W: the
+ * second row's inputs start dx floats after the first's, its outputs
+ * right after the first's (rows of a plane are contiguous).  Maps of 7 x 7
+ * and smaller would otherwise get tiles of 7 or fewer positions, which
+ * load a weight vector per 7 FMAs instead of per 14. */
+__attribute__((target("avx512f")))
+static void tile_pair(int W, int S, int64_t dx, const float *wb, int64_t K, const int64_t *roff, const float *x,
+                      int64_t m0, int64_t m1, float *y, const float *res, int64_t plane, const sgemm_epi *ep)
+{
+#define P(n, s) case n: tile_r(2 * n, n, s, dx, wb, K, roff, x, m0, m1, y, res, plane, ep); break
+    if (S == 1) {
+        switch (W) {
+        P(1, 1); P(2, 1); P(3, 1); P(4, 1); P(5, 1); P(6, 1);
+        default: tile_r(14, 7, 1, dx, wb, K, roff, x, m0, m1, y, res, plane, ep); break;
+        }
+    } else {
+        switch (W) {
+        P(1, 2); P(2, 2); P(3, 2); P(4, 2); P(5, 2); P(6, 2);
+        default: tile_r(14, 7, 2, dx, wb, K, roff, x, m0, m1, y, res, plane, ep); break;
+        }
+    }
+#undef P
+}
+
+/* Items t in [t0, t1): t = ((group * n + image) * units + unit) * G + b,
+ * block group * G + b of output row (or row pair) `unit` of `image`.  The G blocks of a
  * group read the same input rows one after the other (from L1/L2, where
  * block-by-block passes over a batch of inputs from L3 stalled on every
  * line: 1x1 convs with a short K ran at a fifth of the others), while
@@ -225,11 +252,12 @@ static void direct_task(void *arg, int64_t t0, int64_t t1, int tid)
     const djob *j = arg;
     const convd_args *a = j->a;
     const convd_w *w = j->w;
-    const int64_t W = a->width, G = j->group;
+    const int64_t W = a->width, G = j->group, units = j->units;
     const int64_t n_tiles = (W + R_MAX - 1) / R_MAX;
     for (int64_t t = t0; t < t1; t++) {
         int64_t b = t % G, r = t / G;
-        int64_t q = r % a->rows, gi = r / a->rows;
+        int64_t u = r % units, gi = r / units;
+        int64_t q = j->paired ? 2 * u : u;
         int64_t img = gi % a->n, blk = gi / a->n * G + b;
         if (blk >= w->nb) continue;   /* the last group's missing blocks */
         int64_t m0 = blk * CO, m1 = m0 + CO < w->m ? m0 + CO : w->m;
@@ -238,6 +266,11 @@ static void direct_task(void *arg, int64_t t0, int64_t t1, int tid)
         float *y = a->y + yo;
         const float *res = a->ep && a->ep->res ? a->ep->res + yo : NULL;
         const float *wb = w->data + blk * w->k * CO;
+        if (j->paired && q + 1 < a->rows) {
+            tile_pair((int)W, (int)a->step, a->row_off[q + 1] - a->row_off[q], wb, w->k, a->roff, x, m0, m1, y,
+                      res, a->plane, a->ep);
+            continue;
+        }
         /* Near-equal tiles: W = n_tiles * base + extra, the first `extra`
          * tiles one position wider. */
         int64_t base = W / n_tiles, extra = W % n_tiles, o = 0;
@@ -261,7 +294,9 @@ int convd_run(const convd_w *w, const convd_args *a, threadpool *pool)
     if (gmax < 1) gmax = 1;
     int64_t groups = (w->nb + gmax - 1) / gmax;
     j.group = (w->nb + groups - 1) / groups;
-    tp_parallel_for(pool, groups * j.group * a->n * a->rows, 1, direct_task, &j);
+    j.paired = a->width <= R_MAX / 2 && a->rows > 1;
+    j.units = j.paired ? (a->rows + 1) / 2 : a->rows;
+    tp_parallel_for(pool, groups * j.group * a->n * j.units, 1, direct_task, &j);
     return 0;
 #else
     (void)w;

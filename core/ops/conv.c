@@ -1160,14 +1160,23 @@ typedef struct conv_state {
 /* Whether a Conv with weights W [m, cg, k...] goes to conv_direct.c's
  * kernel rather than the im2col engine: on AVX-512 (following the sgemm
  * kernel, which QK_SGEMM_ISA and the tests can narrow), with enough input
- * channels that a tile's K loop dwarfs its transposed store.
+ * channels that a tile's K loop dwarfs its transposed store, and not for
+ * 1x1 stride-1 convs, where the engine packs nothing either (X is its B)
+ * and its tiles over whole planes beat the kernel's short K loops
+ * (mobilenet and shufflenet expansions ran 5-50% slower here).
  * QK_CONV_DIRECT=0 turns it off (comparisons, benchmarks). */
-static int implicit_wanted(const xt *w)
+static int implicit_wanted(op_ctx *c, const xt *w)
 {
     const char *env = getenv("QK_CONV_DIRECT");
     if (env && !strcmp(env, "0")) return 0;
-    if (strcmp(sgemm_isa(), "avx512") || isa_level() < 2) return 0;
-    return w->dims[1] >= IMPLICIT_MIN_CG;
+    if (strcmp(sgemm_isa(), "avx512") || isa_level() < 2 || w->dims[1] < IMPLICIT_MIN_CG) return 0;
+    int r = w->rank - 2;
+    const int64_t *str;
+    int ns = node_attr_ints(c->node, "strides", &str);
+    if (ns >= 0 && ns != r) return 0;   /* malformed: conv_run reports it */
+    for (int i = 0; i < r; i++)
+        if (w->dims[2 + i] != 1 || (ns >= 0 && str[i] != 1)) return 1;
+    return 0;
 }
 
 int conv_prepare(op_ctx *c, void **state)
@@ -1181,7 +1190,7 @@ int conv_prepare(op_ctx *c, void **state)
     /* A single input channel goes direct (see conv_run). */
     if (m <= 0 || k <= 0 || w->dims[1] == 1) return QK_OK;
     conv_state *st = calloc(1, sizeof *st);
-    if (st && implicit_wanted(w)) st->dw = convd_pack(w->data, m, k);
+    if (st && implicit_wanted(c, w)) st->dw = convd_pack(w->data, m, k);
     if (!st || (!st->dw && !(st->pa = sgemm_pack_a(w->data, k, m, k)))) {
         free(st);
         return op_fail(c, QK_ENOMEM, "out of memory packing the weights (%lld x %lld)", (long long)m,

@@ -24,6 +24,11 @@
  *    a padded copy of the group's channels and a vectorized sum over the
  *    taps per output row runs at a useful fraction of peak.
  *
+ * Convs whose weights exec_new packed (conv_prepare) take the packed-weight
+ * engine below instead, or, on AVX-512 for group-1 convs with >= 16 input
+ * channels other than 1x1 stride-1 ones, conv_direct.c's kernel (weights
+ * as the vector operand, inputs broadcast in place; see conv_implicit).
+ *
  * ConvTranspose is the adjoint: col = W_g^T [M/g*k, C/g] times X_g
  * [C/g, in], then col2im scatters and adds col into the output. */
 #include <math.h>

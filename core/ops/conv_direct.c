@@ -8,11 +8,11 @@
  * empty.  Here the roles are swapped, as in ONNX Runtime's NCHWc kernels:
  * a tile is 32 output channels (two vectors of weights, packed once) by R
  * consecutive output positions of one row, each position's input value
- * broadcast from where it lies.  Positions in a row read consecutive
- * inputs for every tap (the padded copy is split by stride phase), so a
- * tile needs one base pointer and K tap offsets, and R can be fitted to
- * the row (at most R_MAX; rows are cut into near-equal tiles, so a 56-wide
- * row is 4 x 14 and a 7-wide one 1 x 7, never a ragged edge tile).
+ * broadcast from where it lies.  Positions in a row read inputs `step`
+ * (the stride, 1 or 2) apart for every tap, so a tile needs one base
+ * pointer and K tap offsets, and R can be fitted to the row (at most
+ * R_MAX; rows are cut into near-equal tiles, so a 56-wide row is 4 x 14,
+ * and rows of 7 or fewer go two to a tile: never a ragged edge tile).
  *
  * Each tile runs over the whole K in registers (no partial sums through
  * memory), then adds the bias per channel in registers, transposes the

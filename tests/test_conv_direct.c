@@ -227,11 +227,11 @@ static int run_conv(const ir_node *node, const xt *const *in, xt *y, const op_ep
 
 /* Every geometry conv.c hands the kernel differently: unpadded (X read in
  * place) at stride 1 and 2, padded at stride 1 and 2 (plain padded copy),
- * stride 3 (phase-split copy), asymmetric padding, dilation, 1x1, 7x7,
- * 1-D; channel counts off the 16/32 lanes, odd sizes, batch > 1.  Each
- * with no epilogue, Relu, residual + Relu, Clip and SiLU; the direct path
- * must match the engine and the plain path, and 1x1 stride-1 convs must
- * stay on the engine. */
+ * stride 3 (phase-split copy), asymmetric padding, dilation (padded and
+ * not), 1x1 and 7x7 kernels, 7x7 maps (rows paired), 1-D; channel counts
+ * off the 16/32 lanes, odd sizes, batch > 1.  Each with no epilogue, Relu,
+ * residual + Relu, Clip and SiLU; the direct path must match the engine
+ * and the plain path, and 1x1 stride-1 convs must stay on the engine. */
 START_TEST(test_conv_op_direct_matches_other_paths)
 {
     if (!have_avx512()) return;
@@ -247,6 +247,8 @@ START_TEST(test_conv_op_direct_matches_other_paths)
         {2, 16, 35, 12, 12, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2},
         {1, 16, 64, 19, 23, 7, 7, 2, 2, 3, 3, 3, 3, 1, 1},
         {2, 32, 40, 1, 37, 1, 5, 1, 2, 0, 2, 0, 2, 1, 1},
+        {1, 16, 20, 11, 13, 3, 3, 1, 2, 0, 0, 0, 0, 2, 1},
+        {2, 16, 96, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
     };
     qk_err err = {0};
     ir_graph *g = NULL;

@@ -1371,7 +1371,8 @@ static void engine_pad_task(void *arg, int64_t c0, int64_t c1, int tid)
         padded_fill(p->g, p->pad, p->x + ch * p->g->in_sz, p->dst + ch * p->pad->chan_sz);
 }
 
-/* c->epi as the GEMM kernels' epilogue, with the bias. */
+/* c->epi as the GEMM kernels' epilogue, with the bias (conv_engine builds
+ * the same inline). */
 static sgemm_epi engine_epi(const op_ctx *c, const float *bias)
 {
     sgemm_epi ep = {.bias = bias};
@@ -1517,7 +1518,17 @@ static int conv_engine(op_ctx *c, const conv_geom *g, const conv_state *st, cons
         e.img_stride = g->c * e.pad.chan_sz;
     }
     e.roff = roff;
-    sgemm_epi ep = engine_epi(c, bias);
+    sgemm_epi ep = {.bias = bias};
+    if (c->epi) {
+        ep.res = c->epi->residual ? c->epi->residual->data : NULL;
+        if (c->epi->act == OP_ACT_CLAMP) {
+            ep.clamp = 1;
+            ep.lo = c->epi->lo;
+            ep.hi = c->epi->hi;
+        } else if (c->epi->act == OP_ACT_SILU) {
+            ep.silu = 1;
+        }
+    }
     if (sgemm_packed(st->pa, g->n * P, pack_conv_b, &e, y, P, P, g->m * P, &ep, c->pool))
         return QK_UNKNOWN;
     return QK_OK;

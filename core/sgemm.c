@@ -820,6 +820,7 @@ void sgemm_pa_free(sgemm_pa *pa)
 int64_t sgemm_pa_rows(const sgemm_pa *pa) { return pa->M; }
 int64_t sgemm_pa_depth(const sgemm_pa *pa) { return pa->K; }
 int sgemm_pa_nr(const sgemm_pa *pa) { return pa->kn->nr; }
+const char *sgemm_isa(void) { return get_kernel()->name; }
 
 typedef struct pjob {
     const sgemm_pa *A;

@@ -31,6 +31,10 @@ int64_t sgemm_pa_rows(const sgemm_pa *pa);    /* M */
 int64_t sgemm_pa_depth(const sgemm_pa *pa);   /* K */
 /* Columns per sliver of packed B the kernel reads (the callback's nr). */
 int sgemm_pa_nr(const sgemm_pa *pa);
+/* The kernel products use now: "c", "avx2" or "avx512" (QK_SGEMM_ISA and
+ * the tests can narrow it; other kernels that share its vector width,
+ * such as conv_direct.c's, follow it). */
+const char *sgemm_isa(void);
 
 /* Writes rows [k0, k0 + kc) x columns [j0, j0 + nc) of B into dst, in
  * slivers of nr columns: sliver s (columns j0 + s*nr ..) is kc x nr floats,

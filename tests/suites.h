@@ -11,5 +11,6 @@ Suite *executor_suite(void);
 Suite *npy_suite(void);
 Suite *sgemm_suite(void);
 Suite *fast_paths_suite(void);
+Suite *conv_direct_suite(void);
 
 #endif

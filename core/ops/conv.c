@@ -24,6 +24,11 @@
  *    a padded copy of the group's channels and a vectorized sum over the
  *    taps per output row runs at a useful fraction of peak.
  *
+ * Convs whose weights exec_new packed (conv_prepare) take the packed-weight
+ * engine below instead, or, on AVX-512 for group-1 convs with >= 16 input
+ * channels other than 1x1 stride-1 ones, conv_direct.c's kernel (weights
+ * as the vector operand, inputs broadcast in place; see conv_implicit).
+ *
  * ConvTranspose is the adjoint: col = W_g^T [M/g*k, C/g] times X_g
  * [C/g, in], then col2im scatters and adds col into the output. */
 #include <math.h>
@@ -31,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "ops.h"
+#include "conv_direct.h"
 #include "../sgemm.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -1392,8 +1398,34 @@ static int conv_depthwise(op_ctx *c, const conv_geom *g, const float *x, const f
 typedef struct conv_state {
     const float *w;             /* the weights packed, to check at run time */
     int64_t m, k;
-    sgemm_pa *pa;
+    sgemm_pa *pa;               /* for conv_engine, or NULL */
+    convd_w *dw;                /* for conv_implicit (conv_direct.c), or NULL */
 } conv_state;
+
+/* Input channels per group from which conv_direct.c's kernel is used. */
+#define IMPLICIT_MIN_CG 16
+
+/* Whether a Conv with weights W [m, cg, k...] goes to conv_direct.c's
+ * kernel rather than the im2col engine: on AVX-512 (following the sgemm
+ * kernel, which QK_SGEMM_ISA and the tests can narrow), with enough input
+ * channels that a tile's K loop dwarfs its transposed store, and not for
+ * 1x1 stride-1 convs, where the engine packs nothing either (X is its B)
+ * and its tiles over whole planes beat the kernel's short K loops
+ * (mobilenet and shufflenet expansions ran 5-50% slower here).
+ * QK_CONV_DIRECT=0 turns it off (comparisons, benchmarks). */
+static int implicit_wanted(op_ctx *c, const xt *w)
+{
+    const char *env = getenv("QK_CONV_DIRECT");
+    if (env && !strcmp(env, "0")) return 0;
+    if (strcmp(sgemm_isa(), "avx512") || isa_level() < 2 || w->dims[1] < IMPLICIT_MIN_CG) return 0;
+    int r = w->rank - 2;
+    const int64_t *str;
+    int ns = node_attr_ints(c->node, "strides", &str);
+    if (ns >= 0 && ns != r) return 0;   /* malformed: conv_run reports it */
+    for (int i = 0; i < r; i++)
+        if (w->dims[2 + i] != 1 || (ns >= 0 && str[i] != 1)) return 1;
+    return 0;
+}
 
 int conv_prepare(op_ctx *c, void **state)
 {
@@ -1406,7 +1438,8 @@ int conv_prepare(op_ctx *c, void **state)
     /* A single input channel goes direct (see conv_run). */
     if (m <= 0 || k <= 0 || w->dims[1] == 1) return QK_OK;
     conv_state *st = calloc(1, sizeof *st);
-    if (!st || !(st->pa = sgemm_pack_a(w->data, k, m, k))) {
+    if (st && implicit_wanted(c, w)) st->dw = convd_pack(w->data, m, k);
+    if (!st || (!st->dw && !(st->pa = sgemm_pack_a(w->data, k, m, k)))) {
         free(st);
         return op_fail(c, QK_ENOMEM, "out of memory packing the weights (%lld x %lld)", (long long)m,
                        (long long)k);
@@ -1418,10 +1451,20 @@ int conv_prepare(op_ctx *c, void **state)
     return QK_OK;
 }
 
+/* Which path a prepared state takes: 0 none (NULL), 1 the im2col engine,
+ * 2 conv_direct.c.  For the tests, which must know the path they compare. */
+int conv_state_path(const void *state) __attribute__((visibility("hidden")));
+int conv_state_path(const void *state)
+{
+    const conv_state *st = state;
+    return !st ? 0 : st->dw ? 2 : 1;
+}
+
 void conv_release(void *state)
 {
     conv_state *st = state;
     sgemm_pa_free(st->pa);
+    convd_free(st->dw);
     free(st);
 }
 
@@ -1623,6 +1666,117 @@ static void engine_pad_task(void *arg, int64_t c0, int64_t c1, int tid)
         padded_fill(p->g, p->pad, p->x + ch * p->g->in_sz, p->dst + ch * p->pad->chan_sz);
 }
 
+/* c->epi as the GEMM kernels' epilogue, with the bias (conv_engine builds
+ * the same inline). */
+static sgemm_epi engine_epi(const op_ctx *c, const float *bias)
+{
+    sgemm_epi ep = {.bias = bias};
+    if (c->epi) {
+        ep.res = c->epi->residual ? c->epi->residual->data : NULL;
+        if (c->epi->act == OP_ACT_CLAMP) {
+            ep.clamp = 1;
+            ep.lo = c->epi->lo;
+            ep.hi = c->epi->hi;
+        } else if (c->epi->act == OP_ACT_SILU) {
+            ep.silu = 1;
+        }
+    }
+    return ep;
+}
+
+/* Channels [c0, c1) of all images (index n * C + ch) into the plain
+ * zero-padded layout of `padded` with W stride 1 (what conv_implicit
+ * reads), in one pass: each padded row is written once, its borders
+ * zeroed and its inside copied, rather than the whole channel cleared
+ * first and then overwritten (padded_fill), which doubled the writes of
+ * a pass that costs a few percent of a wide conv. */
+static void implicit_pad_task(void *arg, int64_t c0, int64_t c1, int tid)
+{
+    const engine_pad *p = arg;
+    const conv_geom *g = p->g;
+    const int64_t wq = p->pad->wq, pd0 = p->pad->pd[0], pd1 = p->pad->pd[1], in_w = g->in[2];
+    /* Padded columns [lo, hi) hold input columns [lo - pb, hi - pb). */
+    int64_t lo = g->pb[2] > 0 ? g->pb[2] : 0, hi = in_w + g->pb[2] < wq ? in_w + g->pb[2] : wq;
+    if (hi < lo) hi = lo;
+    for (int64_t ch = c0; ch < c1; ch++) {
+        const float *xc = p->x + ch * g->in_sz;
+        float *dst = p->dst + ch * p->pad->chan_sz;
+        for (int64_t dp = 0; dp < pd0; dp++)
+            for (int64_t hp = 0; hp < pd1; hp++) {
+                int64_t d = dp - g->pb[0], h = hp - g->pb[1];
+                float *row = dst + (dp * pd1 + hp) * wq;
+                if (d < 0 || d >= g->in[0] || h < 0 || h >= g->in[1] || hi == lo) {
+                    memset(row, 0, sizeof(float) * (size_t)wq);
+                    continue;
+                }
+                for (int64_t i = 0; i < lo; i++) row[i] = 0.0f;
+                copy_floats(row + lo, xc + (d * g->in[1] + h) * in_w + (lo - g->pb[2]), hi - lo);
+                for (int64_t i = hi; i < wq; i++) row[i] = 0.0f;
+            }
+    }
+}
+
+/* Conv through conv_direct.c's kernel (weights packed by conv_prepare).
+ * The kernel steps 1 or 2 input columns per output, so a W stride of 1
+ * or 2 needs no phase split: an unpadded conv reads X as it stands, a
+ * padded one a zero-padded copy (`padded` of the geometry with W stride
+ * 1, the same extent), and wider strides take the phase-split copy with
+ * step 1.  QK_UNKNOWN when it does not apply, else QK_OK or an error. */
+static int conv_implicit(op_ctx *c, const conv_geom *g, const conv_state *st, const float *x,
+                         const float *bias, float *y)
+{
+    const int64_t K = st->k, rows = g->out[0] * g->out[1];
+    int unpadded = 1;
+    for (int a = 0; a < SP; a++)
+        if (g->pb[a] != 0 || g->pe[a] != 0) unpadded = 0;
+    int64_t *roff = op_scratch(1, sizeof(int64_t) * (size_t)(K + rows));
+    if (!roff) return op_fail(c, QK_ENOMEM, "out of memory");
+    int64_t *row_off = roff + K;
+    convd_args a = {.n = g->n, .roff = roff, .row_off = row_off, .rows = rows, .width = g->out[2],
+                    .plane = g->out_sz, .y = y, .step = g->str[2] <= 2 ? g->str[2] : 1};
+    if (unpadded && g->str[2] <= 2) {
+        const int64_t H = g->in[1], W = g->in[2];
+        int64_t r = 0;
+        for (int64_t ci = 0; ci < g->c; ci++)
+            for (int64_t kd = 0; kd < g->k[0]; kd++)
+                for (int64_t kh = 0; kh < g->k[1]; kh++)
+                    for (int64_t kw = 0; kw < g->k[2]; kw++)
+                        roff[r++] = ci * g->in_sz + (kd * g->dil[0] * H + kh * g->dil[1]) * W + kw * g->dil[2];
+        for (int64_t od = 0; od < g->out[0]; od++)
+            for (int64_t oh = 0; oh < g->out[1]; oh++)
+                row_off[od * g->out[1] + oh] = (od * g->str[0] * H + oh * g->str[1]) * W;
+        a.x = x;
+        a.img_stride = g->c * g->in_sz;
+    } else {
+        conv_geom gp = *g;
+        if (g->str[2] <= 2) {
+            gp.str[2] = 1;
+            gp.out[2] = (g->out[2] - 1) * g->str[2] + 1;
+        }
+        padded pad;
+        padded_init(&gp, &pad);
+        size_t floats = (size_t)(g->n * g->c * pad.chan_sz);
+        float *xpad = op_scratch(0, sizeof(float) * floats + 64);
+        if (!xpad)
+            return op_fail(c, QK_ENOMEM, "cannot allocate %zu bytes of padded input", sizeof(float) * floats);
+        engine_pad ep = {&gp, &pad, x, xpad};
+        tp_parallel_for(c->pool, g->n * g->c, 16384 / (pad.chan_sz + 1) + 1,
+                        g->str[2] <= 2 ? implicit_pad_task : engine_pad_task, &ep);
+        int64_t r = 0;
+        for (int64_t ci = 0; ci < g->c; ci++)
+            for (int64_t kd = 0; kd < g->k[0]; kd++)
+                for (int64_t kh = 0; kh < g->k[1]; kh++)
+                    for (int64_t kw = 0; kw < g->k[2]; kw++) roff[r++] = padded_tap(&gp, &pad, ci, kd, kh, kw);
+        for (int64_t od = 0; od < g->out[0]; od++)
+            for (int64_t oh = 0; oh < g->out[1]; oh++) row_off[od * g->out[1] + oh] = padded_row(&gp, &pad, od, oh);
+        a.x = xpad;
+        a.img_stride = g->c * pad.chan_sz;
+    }
+    sgemm_epi ep = engine_epi(c, bias);
+    a.ep = &ep;
+    return convd_run(st->dw, &a, c->pool) ? QK_UNKNOWN : QK_OK;
+}
+
 /* Runs the engine; QK_UNKNOWN when it does not apply (the caller takes
  * another path), else QK_OK or an error. */
 static int conv_engine(op_ctx *c, const conv_geom *g, const conv_state *st, const float *x,
@@ -1731,8 +1885,11 @@ static int conv_run(op_ctx *c)
      * column wide, so the plain path's sgemm, which takes it as one, runs. */
     int gemv = g.n == 1 && g.out_sz == 1 && g.in_sz == 1 && g.k_sz == 1 && !scale;
     if (st && !gemv && st->w == c->in[1]->data && g.group == 1 && st->m == g.m && st->k == g.cg * g.k_sz) {
-        rc = conv_engine(c, &g, st, c->in[0]->data, c->n_in > 2 && c->in[2] ? c->in[2]->data : NULL,
-                         yt->data, scale);
+        const float *bias = c->n_in > 2 && c->in[2] ? c->in[2]->data : NULL;
+        /* The direct kernel cannot scale its input rows: a folded
+         * excitation scale goes through a scaled copy (below). */
+        if (st->dw) rc = scale ? QK_UNKNOWN : conv_implicit(c, &g, st, c->in[0]->data, bias, yt->data);
+        else rc = conv_engine(c, &g, st, c->in[0]->data, bias, yt->data, scale);
         if (rc != QK_UNKNOWN) return rc;
     }
     if (scale) return conv_run_scaled_input(c, &g);

@@ -56,6 +56,25 @@ for obs in minmax moving_average percentile kl mse; do
     done
 done
 
+# Calibration splits observing over the executor's threads (core/calibrate.c)
+# and the observers scan with AVX-512 where the CPU has it: neither may change
+# a range.  One thread with the portable scans (QK_OBSERVER_ISA=c) against two
+# threads, byte for byte, for every observer, on the CNN and the MobileNet
+# (whose first layers run sample by sample under order-free observers).
+for net in digits_cnn digits_mbv2; do
+    for obs in minmax moving_average percentile kl mse; do
+        config "split_$obs" "$obs" 8 && sed -i 's/batch_size: 50/batch_size: 150/' "$tmp/split_$obs.yaml"
+        if QK_OBSERVER_ISA=c "$qk" quantize "$data/$net.onnx" -c "$tmp/split_$obs.yaml" --calib "$calib" \
+               -o "$tmp/seq.onnx" --threads 1 -q >/dev/null 2>"$tmp/q.err" &&
+           "$qk" quantize "$data/$net.onnx" -c "$tmp/split_$obs.yaml" --calib "$calib" -o "$tmp/par.onnx" \
+               --threads 2 -q >/dev/null 2>>"$tmp/q.err" && cmp -s "$tmp/seq.onnx" "$tmp/par.onnx"; then
+            ok "$net $obs: 2 threads, vector scans = 1 thread, portable scans"
+        else
+            bad "$net $obs: 2 threads differ from 1 (or failed): $(cat "$tmp/q.err")"
+        fi
+    done
+done
+
 # The other trained networks, W8A8 minmax: within 0.5 point too.
 config other minmax 8
 for spec in digits_mbv2:digits_calib:digits_test_x:digits_test_y cancer_mlp:cancer_calib:cancer_test_x:cancer_test_y; do

@@ -167,15 +167,51 @@ __attribute__((target("avx512f"))) static inline __m256i scan_bins8_avx512(__m51
     return _mm512_cvttpd_epi32(j);
 }
 
+/* Increments the bins idx[0..n) alternately in the two halves of sub. */
+static inline void scan_count(const int32_t *idx, int64_t n, uint32_t *sub, int64_t bins)
+{
+    uint32_t *s1 = sub + bins;
+    int64_t k = 0;
+    for (; k + 4 <= n; k += 4) {
+        sub[idx[k]]++;
+        s1[idx[k + 1]]++;
+        sub[idx[k + 2]]++;
+        s1[idx[k + 3]]++;
+    }
+    for (; k < n; k++)
+        sub[idx[k]]++;
+}
+
+/* The bins of 16 values, in float: exact when per_width is in [1, 2^100]
+ * and bins <= 2^22 (scan_bins_avx512), as then v * per_width is a product
+ * by a power of two that neither overflows nor underflows, and every
+ * integer involved is below 2^24. */
+__attribute__((target("avx512f"))) static inline __m512i scan_bins16_avx512(__m512 v, __m512 pw, __m512 first,
+                                                                           __m512 top)
+{
+    __m512 j = _mm512_roundscale_ps(_mm512_mul_ps(v, pw), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+    j = _mm512_sub_ps(j, first);
+    j = _mm512_min_ps(_mm512_max_ps(j, _mm512_setzero_ps()), top);
+    return _mm512_cvttps_epi32(j);
+}
+
 __attribute__((target("avx512f"))) static inline int64_t scan_bins_avx512(const scan_grid *g, const float *p,
                                                                          int64_t n, uint32_t *sub, int64_t *zeros)
 {
+    /* Values of magnitude up to bins / per_width: in float only when
+     * every step is exact there (see scan_bins16_avx512), else in double. */
+    const int single = g->per_width >= 1 && g->per_width <= 0x1p100 && g->bins <= ((int64_t)1 << 22);
+    const __m512 pws = _mm512_set1_ps((float)g->per_width), firsts = _mm512_set1_ps((float)g->first);
+    const __m512 tops = _mm512_set1_ps((float)(g->bins - 1));
+    /* Bins are gathered in a buffer and counted in one loop per buffer:
+     * counting each vector's few bins right away costs a mispredicted
+     * loop exit per 16 values, as their number varies. */
+    enum { BUF = 512 };
     const __m512i absmask = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
     const __m512d pw = _mm512_set1_pd(g->per_width), first = _mm512_set1_pd(g->first);
     const __m512d top = _mm512_set1_pd((double)(g->bins - 1));
-    uint32_t *s1 = sub + g->bins;
-    int64_t finite = 0, z = 0;
-    int32_t idx[16];
+    int64_t finite = 0, z = 0, nb = 0;
+    int32_t idx[BUF + 16];
     for (int64_t i = 0; i < n; i += 16) {
         __mmask16 in = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
         __m512 x = _mm512_maskz_loadu_ps(in, p + i);
@@ -184,24 +220,26 @@ __attribute__((target("avx512f"))) static inline int64_t scan_bins_avx512(const 
         __mmask16 nz = _mm512_mask_cmpneq_epi32_mask(fin, a, _mm512_setzero_si512());
         finite += __builtin_popcount(fin);
         z += __builtin_popcount(fin & ~nz & 0xffff);
-        if (!nz)
-            continue;
         __m512 v = g->absolute ? _mm512_castsi512_ps(a) : x;
-        __m512d v0 = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
-        __m512d v1 = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
-        __m512i j = _mm512_inserti64x4(_mm512_castsi256_si512(scan_bins8_avx512(v0, pw, first, top)),
-                                       scan_bins8_avx512(v1, pw, first, top), 1);
+        __m512i j;
+        if (single) {
+            j = scan_bins16_avx512(v, pws, firsts, tops);
+        } else {
+            __m512d v0 = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+            __m512d v1 = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+            j = _mm512_inserti64x4(_mm512_castsi256_si512(scan_bins8_avx512(v0, pw, first, top)),
+                                   scan_bins8_avx512(v1, pw, first, top), 1);
+        }
         /* Compressed in a register and stored whole: a compressing store
          * to memory is very slow on some CPUs (AMD Zen 4). */
-        _mm512_storeu_si512(idx, _mm512_maskz_compress_epi32(nz, j));
-        int m = __builtin_popcount(nz), k = 0;
-        for (; k + 1 < m; k += 2) {
-            sub[idx[k]]++;
-            s1[idx[k + 1]]++;
+        _mm512_storeu_si512(idx + nb, _mm512_maskz_compress_epi32(nz, j));
+        nb += __builtin_popcount(nz);
+        if (nb >= BUF) {
+            scan_count(idx, nb, sub, g->bins);
+            nb = 0;
         }
-        if (k < m)
-            sub[idx[k]]++;
     }
+    scan_count(idx, nb, sub, g->bins);
     *zeros = z;
     return finite;
 }

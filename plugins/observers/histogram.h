@@ -139,31 +139,18 @@ static inline void histogram_flush(histogram *h, uint32_t *sub, int64_t bins, in
     }
 }
 
-/* Counts channel c of layout l into h, whose grid must already hold the
- * channel's finite extremes e (nonempty), and updates h's extremes. */
-static inline void histogram_add(histogram *h, const histogram_set *s, const layout *l, int64_t c,
-                                 const scan_extremes *e)
+static inline scan_grid histogram_grid(const histogram_set *s, const histogram *h)
 {
-    scan_grid g = {.per_width = 1.0 / h->width, .first = h->first, .bins = s->bins, .absolute = s->absolute};
+    return (scan_grid){.per_width = 1.0 / h->width, .first = h->first, .bins = s->bins, .absolute = s->absolute};
+}
+
+/* Moves what is pending in s->sub (bins j0..j1) and `zeros` zeros into h,
+ * and the batch's `finite` values and extremes e into h's. */
+static inline void histogram_commit(histogram *h, const histogram_set *s, int64_t j0, int64_t j1, int64_t finite,
+                                    int64_t zeros, const scan_extremes *e)
+{
+    scan_grid g = histogram_grid(s, h);
     double lo = s->absolute ? e->abs_lo : e->lo, hi = s->absolute ? e->abs_hi : e->hi;
-    /* The bin is monotonic in the value: every count lands in [j0, j1]. */
-    int64_t j0 = scan_bin(&g, (float)lo), j1 = scan_bin(&g, (float)hi);
-    int64_t finite = 0, zeros = 0, pending = 0;
-    for (int64_t o = 0; o < l->outer; o++) {
-        const float *p = layout_run(l, o, c);
-        for (int64_t done = 0; done < l->inner;) {
-            int64_t n = l->inner - done < HISTOGRAM_PENDING_MAX ? l->inner - done : HISTOGRAM_PENDING_MAX;
-            if (pending + n > HISTOGRAM_PENDING_MAX) {
-                histogram_flush(h, s->sub, s->bins, j0, j1);
-                pending = 0;
-            }
-            int64_t z;
-            finite += scan_bins(&g, p + done, n, s->sub, &z);
-            zeros += z;
-            pending += n;
-            done += n;
-        }
-    }
     histogram_flush(h, s->sub, s->bins, j0, j1);
     if (zeros)
         h->count[scan_bin(&g, 0.0f)] += (double)zeros;
@@ -179,6 +166,61 @@ static inline void histogram_add(histogram *h, const histogram_set *s, const lay
         h->max = e->hi > h->max ? e->hi : h->max;
     }
     h->total += (double)finite;
+}
+
+/* Counts channel c of layout l into h, whose grid must already hold the
+ * channel's finite extremes e (nonempty), and updates h's extremes. */
+static inline void histogram_add(histogram *h, const histogram_set *s, const layout *l, int64_t c,
+                                 const scan_extremes *e)
+{
+    scan_grid g = histogram_grid(s, h);
+    double lo = s->absolute ? e->abs_lo : e->lo, hi = s->absolute ? e->abs_hi : e->hi;
+    /* The bin is monotonic in the value: every count lands in [j0, j1]. */
+    int64_t j0 = scan_bin(&g, (float)lo), j1 = scan_bin(&g, (float)hi);
+    int64_t finite = 0, zeros = 0, pending = 0;
+    scan_extremes seen = scan_none();   /* known already: e */
+    for (int64_t o = 0; o < l->outer; o++) {
+        const float *p = layout_run(l, o, c);
+        for (int64_t done = 0; done < l->inner;) {
+            int64_t n = l->inner - done < HISTOGRAM_PENDING_MAX ? l->inner - done : HISTOGRAM_PENDING_MAX;
+            if (pending + n > HISTOGRAM_PENDING_MAX) {
+                histogram_flush(h, s->sub, s->bins, j0, j1);
+                pending = 0;
+            }
+            int64_t z;
+            finite += scan_bins(&g, p + done, n, s->sub, &z, &seen);
+            zeros += z;
+            pending += n;
+            done += n;
+        }
+    }
+    histogram_commit(h, s, j0, j1, finite, zeros, e);
+}
+
+/* The usual case once the range has settled: a per-tensor batch that the
+ * histogram's grid already holds.  Counting on that grid straight away and
+ * checking afterwards (the scan also finds the extremes) reads the values
+ * once instead of twice.  Returns 1 when the batch was counted; 0 when the
+ * grid must grow first, with nothing counted and the batch's extremes in
+ * s->ext[0]. */
+static inline int histogram_try_current_grid(histogram_set *s, const layout *l)
+{
+    histogram *h = &s->h[0];
+    scan_grid g = histogram_grid(s, h);
+    scan_extremes e = scan_none();
+    int64_t zeros, finite = scan_bins(&g, l->data, l->numel, s->sub, &zeros, &e);
+    s->ext[0] = e;
+    if (e.lo > e.hi)
+        return 1;   /* nothing finite: nothing counted */
+    double lo = s->absolute ? e.abs_lo : e.lo, hi = s->absolute ? e.abs_hi : e.hi;
+    double j0 = scan_bin_unclamped(&g, (float)lo), j1 = scan_bin_unclamped(&g, (float)hi);
+    if (j0 >= 0 && j1 <= (double)(s->bins - 1)) {
+        histogram_commit(h, s, (int64_t)j0, (int64_t)j1, finite, zeros, &e);
+        return 1;
+    }
+    /* Values outside the grid were clamped into its end bins: drop it all. */
+    memset(s->sub, 0, (size_t)s->bins * 2 * sizeof *s->sub);
+    return 0;
 }
 
 static inline void histogram_set_init(histogram_set *s, const qk_host *host, const qk_quant_spec *spec, int64_t bins,
@@ -246,9 +288,18 @@ static inline int histogram_set_observe(histogram_set *s, const qk_tensor *t)
         st = histogram_set_channels(s, l.channels);
     if (st || !l.numel)
         return st;
+    int known = 0;   /* s->ext holds the batch's extremes */
+    if (l.channels == 1 && s->h[0].total > 0 && l.numel <= HISTOGRAM_PENDING_MAX) {
+        if (histogram_try_current_grid(s, &l)) {
+            s->batches++;
+            return QK_OK;
+        }
+        known = 1;
+    }
     for (int64_t c = 0; c < l.channels; c++) {
         scan_extremes *e = &s->ext[c];
-        *e = layout_extremes(&l, c);
+        if (!known)
+            *e = layout_extremes(&l, c);
         if (e->lo > e->hi)
             continue;   /* nothing finite in this channel of this batch */
         if (histogram_cover(host, &s->h[c], s->bins, s->absolute ? e->abs_lo : e->lo,

@@ -136,16 +136,23 @@ static inline int64_t scan_bin(const scan_grid *g, float x)
  * equal values does not wait on its own previous increment), except exact
  * zeros, which are only counted: they are most of a ReLU's output and all
  * land in one bin.  Returns the number of finite values; *zeros gets the
- * zeros among them.  The caller keeps every count below 2^32. */
-static inline int64_t scan_bins_c(const scan_grid *g, const float *p, int64_t n, uint32_t *sub, int64_t *zeros)
+ * zeros among them.  Also folds the values into *e (as scan_extremes_add),
+ * so that a caller that guessed the grid can check the guess without a
+ * second pass.  The caller keeps every count below 2^32. */
+static inline int64_t scan_bins_c(const scan_grid *g, const float *p, int64_t n, uint32_t *sub, int64_t *zeros,
+                                  scan_extremes *e)
 {
     int64_t finite = 0, z = 0;
     uint32_t *s1 = sub + g->bins;
     for (int64_t i = 0; i < n; i++) {
-        float x = p[i];
-        if (!(fabsf(x) <= 3.40282347e+38f))
+        float x = p[i], a = fabsf(x);
+        if (!(a <= 3.40282347e+38f))
             continue;
         finite++;
+        e->lo = x < e->lo ? x : e->lo;
+        e->hi = x > e->hi ? x : e->hi;
+        e->abs_lo = a < e->abs_lo ? a : e->abs_lo;
+        e->abs_hi = a > e->abs_hi ? a : e->abs_hi;
         if (x == 0) {
             z++;
             continue;
@@ -196,7 +203,8 @@ __attribute__((target("avx512f"))) static inline __m512i scan_bins16_avx512(__m5
 }
 
 __attribute__((target("avx512f"))) static inline int64_t scan_bins_avx512(const scan_grid *g, const float *p,
-                                                                         int64_t n, uint32_t *sub, int64_t *zeros)
+                                                                         int64_t n, uint32_t *sub, int64_t *zeros,
+                                                                         scan_extremes *e)
 {
     /* Values of magnitude up to bins / per_width: in float only when
      * every step is exact there (see scan_bins16_avx512), else in double. */
@@ -210,6 +218,10 @@ __attribute__((target("avx512f"))) static inline int64_t scan_bins_avx512(const 
     const __m512i absmask = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
     const __m512d pw = _mm512_set1_pd(g->per_width), first = _mm512_set1_pd(g->first);
     const __m512d top = _mm512_set1_pd((double)(g->bins - 1));
+    const int absolute = g->absolute;   /* not reloaded: sub[] could alias g */
+    const int64_t bins = g->bins;
+    __m512 lo = _mm512_set1_ps(e->lo), hi = _mm512_set1_ps(e->hi);
+    __m512 alo = _mm512_set1_ps(e->abs_lo), ahi = _mm512_set1_ps(e->abs_hi);
     int64_t finite = 0, z = 0, nb = 0;
     int32_t idx[BUF + 16];
     for (int64_t i = 0; i < n; i += 16) {
@@ -220,7 +232,12 @@ __attribute__((target("avx512f"))) static inline int64_t scan_bins_avx512(const 
         __mmask16 nz = _mm512_mask_cmpneq_epi32_mask(fin, a, _mm512_setzero_si512());
         finite += __builtin_popcount(fin);
         z += __builtin_popcount(fin & ~nz & 0xffff);
-        __m512 v = g->absolute ? _mm512_castsi512_ps(a) : x;
+        __m512 af = _mm512_castsi512_ps(a);
+        lo = _mm512_mask_min_ps(lo, fin, lo, x);
+        hi = _mm512_mask_max_ps(hi, fin, hi, x);
+        alo = _mm512_mask_min_ps(alo, fin, alo, af);
+        ahi = _mm512_mask_max_ps(ahi, fin, ahi, af);
+        __m512 v = absolute ? af : x;
         __m512i j;
         if (single) {
             j = scan_bins16_avx512(v, pws, firsts, tops);
@@ -235,23 +252,41 @@ __attribute__((target("avx512f"))) static inline int64_t scan_bins_avx512(const 
         _mm512_storeu_si512(idx + nb, _mm512_maskz_compress_epi32(nz, j));
         nb += __builtin_popcount(nz);
         if (nb >= BUF) {
-            scan_count(idx, nb, sub, g->bins);
+            scan_count(idx, nb, sub, bins);
             nb = 0;
         }
     }
-    scan_count(idx, nb, sub, g->bins);
+    scan_count(idx, nb, sub, bins);
+    e->lo = _mm512_reduce_min_ps(lo);
+    e->hi = _mm512_reduce_max_ps(hi);
+    e->abs_lo = _mm512_reduce_min_ps(alo);
+    e->abs_hi = _mm512_reduce_max_ps(ahi);
     *zeros = z;
     return finite;
 }
 #endif
 
-static inline int64_t scan_bins(const scan_grid *g, const float *p, int64_t n, uint32_t *sub, int64_t *zeros)
+static inline int64_t scan_bins(const scan_grid *g, const float *p, int64_t n, uint32_t *sub, int64_t *zeros,
+                                scan_extremes *e)
 {
+    int64_t finite;
 #ifdef SCAN_X86
     if (scan_use_avx512())
-        return scan_bins_avx512(g, p, n, sub, zeros);
+        finite = scan_bins_avx512(g, p, n, sub, zeros, e);
+    else
 #endif
-    return scan_bins_c(g, p, n, sub, zeros);
+        finite = scan_bins_c(g, p, n, sub, zeros, e);
+    e->lo = e->lo == 0 ? 0.0f : e->lo;
+    e->hi = e->hi == 0 ? 0.0f : e->hi;
+    return finite;
+}
+
+/* The bin of x before clamping (may be outside [0, bins)): whether a
+ * guessed grid held every value. */
+static inline double scan_bin_unclamped(const scan_grid *g, float x)
+{
+    double v = g->absolute ? fabs((double)x) : (double)x;
+    return floor(v * g->per_width) - g->first;
 }
 
 #endif

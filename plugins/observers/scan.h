@@ -82,6 +82,7 @@ __attribute__((target("avx512f"))) static inline void scan_extremes_avx512(scan_
     __m512 alo = _mm512_set1_ps(e->abs_lo), ahi = _mm512_set1_ps(e->abs_hi);
     for (int64_t i = 0; i < n; i += 16) {
         __mmask16 in = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        _mm_prefetch((const char *)(p + i) + 2048, _MM_HINT_T0);
         __m512 x = _mm512_maskz_loadu_ps(in, p + i);
         __m512i a = _mm512_and_si512(_mm512_castps_si512(x), absmask);
         /* Finite: the magnitude's bits are below the infinity's. */
@@ -226,6 +227,9 @@ __attribute__((target("avx512f"))) static inline int64_t scan_bins_avx512(const 
     int32_t idx[BUF + 16];
     for (int64_t i = 0; i < n; i += 16) {
         __mmask16 in = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        /* The tensor is rarely in cache any more; the scatter below keeps
+         * the hardware prefetcher from running far enough ahead. */
+        _mm_prefetch((const char *)(p + i) + 2048, _MM_HINT_T0);
         __m512 x = _mm512_maskz_loadu_ps(in, p + i);
         __m512i a = _mm512_and_si512(_mm512_castps_si512(x), absmask);
         __mmask16 fin = _mm512_mask_cmplt_epi32_mask(in, a, inf);

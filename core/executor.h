@@ -24,8 +24,9 @@ void exec_free(executor *e);   /* NULL is a no-op */
 
 /* Runs with inputs[i] bound to g->inputs[i] (shape checked against the
  * model's declared shape: errors name the input, expected and given shape).
- * Without an observer, a batch may run its first layers one sample at a
- * time (see executor.c); results are the same.
+ * Without an observer (or with one that takes values sample by sample,
+ * exec_set_observed_by_sample), a batch may run its first layers one
+ * sample at a time (see executor.c); results are the same.
  * On success outputs[j] receives g->outputs[j] with malloc'd data the caller
  * owns (free(outputs[j].data)). */
 int exec_run(executor *e, const xt *inputs, xt *outputs, qk_err *err);

@@ -19,7 +19,9 @@
  * include 0 before quantizing; a histogram of |x| therefore starts exactly
  * at 0, which is what the threshold searches of kl and mse expect.
  *
- * NaN and infinities are skipped, as in minmax. */
+ * NaN and infinities are skipped, as in minmax.  The per-value work (bins
+ * and extremes) is in scan.h; a batch is counted into an integer scratch
+ * and added to the double counts once per batch. */
 #ifndef QK_OBSERVERS_HISTOGRAM_H
 #define QK_OBSERVERS_HISTOGRAM_H
 #include <math.h>

@@ -223,7 +223,7 @@ __attribute__((target("avx512f"))) static inline int64_t scan_bins_avx512(const 
     const int64_t bins = g->bins;
     __m512 lo = _mm512_set1_ps(e->lo), hi = _mm512_set1_ps(e->hi);
     __m512 alo = _mm512_set1_ps(e->abs_lo), ahi = _mm512_set1_ps(e->abs_hi);
-    int64_t finite = 0, z = 0, nb = 0;
+    int64_t finite = 0, nonzero = 0, nb = 0;
     int32_t idx[BUF + 16];
     for (int64_t i = 0; i < n; i += 16) {
         __mmask16 in = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
@@ -235,7 +235,6 @@ __attribute__((target("avx512f"))) static inline int64_t scan_bins_avx512(const 
         __mmask16 fin = _mm512_mask_cmplt_epi32_mask(in, a, inf);
         __mmask16 nz = _mm512_mask_cmpneq_epi32_mask(fin, a, _mm512_setzero_si512());
         finite += __builtin_popcount(fin);
-        z += __builtin_popcount(fin & ~nz & 0xffff);
         __m512 af = _mm512_castsi512_ps(a);
         lo = _mm512_mask_min_ps(lo, fin, lo, x);
         hi = _mm512_mask_max_ps(hi, fin, hi, x);
@@ -254,7 +253,9 @@ __attribute__((target("avx512f"))) static inline int64_t scan_bins_avx512(const 
         /* Compressed in a register and stored whole: a compressing store
          * to memory is very slow on some CPUs (AMD Zen 4). */
         _mm512_storeu_si512(idx + nb, _mm512_maskz_compress_epi32(nz, j));
-        nb += __builtin_popcount(nz);
+        int m = __builtin_popcount(nz);
+        nb += m;
+        nonzero += m;   /* the rest of the finite values are the zeros */
         if (nb >= BUF) {
             scan_count(idx, nb, sub, bins);
             nb = 0;
@@ -265,7 +266,7 @@ __attribute__((target("avx512f"))) static inline int64_t scan_bins_avx512(const 
     e->hi = _mm512_reduce_max_ps(hi);
     e->abs_lo = _mm512_reduce_min_ps(alo);
     e->abs_hi = _mm512_reduce_max_ps(ahi);
-    *zeros = z;
+    *zeros = finite - nonzero;
     return finite;
 }
 #endif

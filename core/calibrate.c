@@ -20,9 +20,13 @@
  * whose average follows the batch order) see every tensor whole, on the
  * calling thread. */
 
-/* Below this many values a tensor is observed whole: waking the pool
- * would cost more than it saves. */
-#define SPLIT_MIN_VALUES 16384
+/* A part has at least this many values: an observe() call has a fixed
+ * cost (a histogram adds its scratch counts into its bins), and waking
+ * the pool for less would cost more than it saves. */
+#define SPLIT_PART_VALUES 8192
+/* Parts per thread: the pool hands them out as threads come free, so a
+ * thread that starts late (the machine is shared) is made up for. */
+#define SPLIT_PARTS_PER_THREAD 4
 
 typedef struct calib_slot {
     int entry;                      /* the group's plan entry */
@@ -242,14 +246,15 @@ void calib_free(calibrator *c)
 static int split_parts(const calibrator *c, const calib_slot *s, const xt *t)
 {
     if (!s->shard || t->dtype != DT_FLOAT || t->rank < 1 || !t->data) return 1;
-    int64_t n = xt_numel(t);
-    if (n < SPLIT_MIN_VALUES) return 1;
-    if (!s->per_channel) return c->n_threads;
+    int64_t parts = xt_numel(t) / SPLIT_PART_VALUES, most = (int64_t)c->n_threads * SPLIT_PARTS_PER_THREAD;
+    if (parts > most) parts = most;
+    if (parts < 2) return 1;
+    if (!s->per_channel) return (int)parts;
     /* Per channel: by samples, which keeps every channel whole -- unless
      * the channels are the samples. */
     int a = s->axis < 0 ? s->axis + t->rank : s->axis;
     if (a <= 0 || a >= t->rank || t->dims[0] < 2) return 1;
-    return t->dims[0] < c->n_threads ? (int)t->dims[0] : c->n_threads;
+    return t->dims[0] < parts ? (int)t->dims[0] : (int)parts;
 }
 
 typedef struct split_job {

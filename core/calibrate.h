@@ -25,8 +25,12 @@ void calib_free(calibrator *c);   /* NULL is a no-op */
 
 /* Runs samples [0, batch_num * batch) of ds (all when batch_num <= 0)
  * through e in batches, observing graph inputs and computed values.
- * Refuses non-finite input values (naming the input and sample).  Shows a
- * progress bar on stderr when it is a terminal. */
+ * Order-free observers (QK_OBSERVER_SHARDABLE) observe on all of e's
+ * threads, one state per thread merged at the end, and take the values of
+ * e's sample passes sample by sample (calibrate.c); the ranges are those
+ * of one sequential run.  Refuses non-finite input values (naming the
+ * input and sample).  Shows a progress bar on stderr when it is a
+ * terminal. */
 int calib_run(calibrator *c, executor *e, const data_set *ds, int64_t batch, int64_t batch_num, qk_err *err);
 
 /* The observed range of entry i's group: *channels entries in lo/hi

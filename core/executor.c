@@ -22,7 +22,8 @@
  * whose run-time shape differs from the Conv's output (broadcasting Add)
  * also runs the chain unfused.
  *
- * At batch > 1 without an observer, the leading layers with large
+ * At batch > 1 without an observer (or with one that takes values sample
+ * by sample), the leading layers with large
  * activations and small weights run one sample at a time ("sample passes",
  * see plan_samples), so their outputs stay in cache.
  *
@@ -70,6 +71,7 @@ struct executor {
     exec_observe_fn observe;
     void *observe_arg;
     const char *want;     /* per value: the observer needs it (NULL: all) */
+    int observe_samples;  /* the observer takes sample passes' values */
     void **state;         /* per node: op_prep state, or NULL */
     const op_prep **prep; /* per node: its op's hooks, or NULL */
     fusion *fus;          /* per node */
@@ -322,8 +324,9 @@ static void plan_fusion(executor *e, const int *readers, int i)
  * the executor finds a prefix of the node list whose ops treat samples
  * independently and whose nodes produce more bytes per sample than they
  * read in weights, runs it once per sample of the batch, then the rest on
- * the whole batch.  Not with an observer (calibration wants each value of
- * the batch at once), nor for graphs with several inputs. */
+ * the whole batch.  Not with an observer that wants each value of the batch
+ * at once (an order-free one takes the samples as they come:
+ * exec_set_observed_by_sample), nor for graphs with several inputs. */
 
 /* Bytes of one sample of static value v (dims after the first), or -1. */
 static int64_t sample_bytes(const ir_value *v)
@@ -664,9 +667,14 @@ void exec_set_observer(executor *e, exec_observe_fn fn, void *arg)
     e->observe = fn;
     e->observe_arg = arg;
     e->want = NULL;
+    e->observe_samples = 0;
 }
 
 void exec_set_observed(executor *e, const char *want) { e->want = want; }
+
+void exec_set_observed_by_sample(executor *e, int ok) { e->observe_samples = ok != 0; }
+
+threadpool *exec_threadpool(const executor *e) { return tp_nthreads(e->pool) > 1 ? e->pool : NULL; }
 
 static int check_input(const ir_value *v, const xt *given, qk_err *err)
 {
@@ -954,7 +962,7 @@ int exec_run(executor *e, const xt *inputs, xt *outputs, qk_err *err)
     memset(e->sc_on, 0, (size_t)g->n_nodes);
     for (int i = 0; i < g->n_nodes; i++) e->cat_t[i].data = NULL;
     int first = 0;
-    if (e->sb_cut > 0 && !e->observe && g->n_inputs == 1 && inputs[0].rank >= 1 && inputs[0].dims[0] > 1) {
+    if (e->sb_cut > 0 && (!e->observe || e->observe_samples) && g->n_inputs == 1 && inputs[0].rank >= 1 && inputs[0].dims[0] > 1) {
         if ((rc = run_prefix_by_sample(e, &inputs[0], err))) goto out;
         first = e->sb_cut;
     }

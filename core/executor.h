@@ -5,6 +5,7 @@
 #ifndef QK_CORE_EXECUTOR_H
 #define QK_CORE_EXECUTOR_H
 #include "ir.h"
+#include "threadpool.h"
 
 typedef struct executor executor;
 
@@ -23,8 +24,9 @@ void exec_free(executor *e);   /* NULL is a no-op */
 
 /* Runs with inputs[i] bound to g->inputs[i] (shape checked against the
  * model's declared shape: errors name the input, expected and given shape).
- * Without an observer, a batch may run its first layers one sample at a
- * time (see executor.c); results are the same.
+ * Without an observer (or with one that takes values sample by sample,
+ * exec_set_observed_by_sample), a batch may run its first layers one
+ * sample at a time (see executor.c); results are the same.
  * On success outputs[j] receives g->outputs[j] with malloc'd data the caller
  * owns (free(outputs[j].data)). */
 int exec_run(executor *e, const xt *inputs, xt *outputs, qk_err *err);
@@ -42,6 +44,16 @@ void exec_set_observer(executor *e, exec_observe_fn fn, void *arg);
  * then stay fused, so calibration runs nearly at inference speed; the
  * observer still sees every wanted value (and may see others). */
 void exec_set_observed(executor *e, const char *want);
+
+/* Lets the current observer take the values of the sample passes (see
+ * executor.c) as they are made, one sample at a time (its tensors then have
+ * 1 on axis 0), so that calibration keeps the passes.  For observers that
+ * are order-free (QK_OBSERVER_SHARDABLE); reset by exec_set_observer. */
+void exec_set_observed_by_sample(executor *e, int ok);
+
+/* The executor's thread pool, idle between kernels: an observer may split
+ * its own work over it (NULL when the executor runs on one thread). */
+threadpool *exec_threadpool(const executor *e);
 
 /* Tests: how many nodes exec_new planned to run inside a fused chain, and
  * how many leading nodes run sample by sample at batch > 1 (executor.c). */

@@ -308,6 +308,103 @@ START_TEST(test_concat_inputs_written_in_place)
 }
 END_TEST
 
+/* Per value: how many samples an observer saw and their extremes. */
+typedef struct sample_watch {
+    int64_t *samples;
+    float *lo, *hi;
+    int64_t split;          /* deliveries of one sample out of a larger batch */
+    int64_t batch;
+} sample_watch;
+
+static int watch_samples(void *arg, int value, const xt *t)
+{
+    sample_watch *w = arg;
+    w->samples[value] += t->rank >= 1 ? t->dims[0] : 1;
+    if (t->rank >= 1 && t->dims[0] == 1 && w->batch > 1) w->split++;
+    const float *p = t->data;
+    for (int64_t i = 0; t->dtype == DT_FLOAT && i < xt_numel(t); i++) {
+        w->lo[value] = fminf(w->lo[value], p[i]);
+        w->hi[value] = fmaxf(w->hi[value], p[i]);
+    }
+    return 0;
+}
+
+static void sample_watch_init(sample_watch *w, int n_values, int64_t batch)
+{
+    w->samples = calloc((size_t)n_values, sizeof *w->samples);
+    w->lo = malloc((size_t)n_values * sizeof *w->lo);
+    w->hi = malloc((size_t)n_values * sizeof *w->hi);
+    for (int v = 0; v < n_values; v++) {
+        w->lo[v] = INFINITY;
+        w->hi[v] = -INFINITY;
+    }
+    w->split = 0;
+    w->batch = batch;
+}
+
+static void sample_watch_free(sample_watch *w)
+{
+    free(w->samples);
+    free(w->lo);
+    free(w->hi);
+}
+
+/* An observer that takes values sample by sample (calibration with
+ * order-free observers) keeps the sample passes: the prefix's values arrive
+ * one sample at a time, and over a batch it sees every sample of every value
+ * the whole-batch run shows, with the same extremes (up to rounding). */
+START_TEST(test_sample_passes_observed_by_sample)
+{
+    qk_err err = {0};
+    xt x;
+    ck_assert_msg(npy_read(TEST_DATA_DIR "/nets/mobilenet_v2_input.npy", &x, &err) == QK_OK, "%s", err.msg);
+    int64_t N = x.dims[0];
+    ck_assert_int_ge(N, 2);
+    ir_graph *g = load(TEST_DATA_DIR "/nets/mobilenet_v2.onnx");
+    executor *e;
+    ck_assert_int_eq(exec_new(g, 2, &e, &err), QK_OK);
+    ck_assert_int_gt(exec_sample_prefix(e), 0);
+    sample_watch whole, split;
+    sample_watch_init(&whole, g->n_values, N);
+    sample_watch_init(&split, g->n_values, N);
+    xt a, b;
+    exec_set_observer(e, watch_samples, &whole);
+    ck_assert_msg(exec_run(e, &x, &a, &err) == QK_OK, "%s", err.msg);
+    ck_assert_int_eq(whole.split, 0);
+    exec_set_observer(e, watch_samples, &split);
+    exec_set_observed_by_sample(e, 1);
+    ck_assert_msg(exec_run(e, &x, &b, &err) == QK_OK, "%s", err.msg);
+    ck_assert_int_gt(split.split, 0);
+    int compared = 0;
+    for (int v = 0; v < g->n_values; v++) {
+        if (!whole.samples[v]) continue;
+        ck_assert_msg(split.samples[v] == whole.samples[v], "value '%s': %lld samples observed, %lld whole",
+                      g->values[v].name, (long long)split.samples[v], (long long)whole.samples[v]);
+        float tol = 1e-5f * fmaxf(1.0f, fmaxf(fabsf(whole.lo[v]), fabsf(whole.hi[v])));
+        ck_assert_msg(fabsf(split.lo[v] - whole.lo[v]) <= tol && fabsf(split.hi[v] - whole.hi[v]) <= tol,
+                      "value '%s': [%g, %g] by sample, [%g, %g] whole", g->values[v].name, split.lo[v],
+                      split.hi[v], whole.lo[v], whole.hi[v]);
+        compared++;
+    }
+    ck_assert_int_gt(compared, 10);
+    ck_assert_msg(rel_err(b.data, a.data, xt_numel(&a)) < 1e-5, "outputs differ");
+    /* exec_set_observer resets it: whole batches again. */
+    exec_set_observer(e, watch_samples, &whole);
+    whole.split = 0;
+    free(b.data);
+    ck_assert_msg(exec_run(e, &x, &b, &err) == QK_OK, "%s", err.msg);
+    ck_assert_int_eq(whole.split, 0);
+    exec_set_observer(e, NULL, NULL);
+    sample_watch_free(&whole);
+    sample_watch_free(&split);
+    free(a.data);
+    free(b.data);
+    free(x.data);
+    exec_free(e);
+    ir_free(g);
+}
+END_TEST
+
 /* Squeeze-excitation: Mul(A, sigmoid(...)) feeding a Conv with packed
  * weights is folded into that Conv -- a 1x1 and a padded 3x3 one, at
  * batch 1 and 3, and on maps too small for the engine at batch 3 (the
@@ -385,6 +482,7 @@ Suite *executor_suite(void)
     tcase_add_test(tc, test_sample_passes_match_whole_batch);
     tcase_add_test(tc, test_concat_inputs_written_in_place);
     tcase_add_test(tc, test_scale_folded_into_conv);
+    tcase_add_test(tc, test_sample_passes_observed_by_sample);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -12,6 +12,7 @@
  * run, and every argument and state error. */
 #include <check.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -712,6 +713,93 @@ START_TEST(test_merge_of_shards_equals_one_run)
 }
 END_TEST
 
+/* What the calibrator does with an order-free observer (core/calibrate.c):
+ * a batch split by samples, or per tensor into contiguous 1-D runs (cut
+ * anywhere, here also inside a vector of 16), each part observed into its
+ * own state, the states merged.  The range must be exactly that of one
+ * state observing every batch whole -- for minmax and the histogram
+ * observers, which say so with QK_OBSERVER_SHARDABLE; moving_average does
+ * not.  The data has NaN, infinities, both zeros and a ReLU-like share of
+ * exact zeros, and lengths that are no multiple of a vector. */
+START_TEST(test_sharded_observation_equals_sequential)
+{
+    seed(29);
+    enum { N = 5, C = 3, HW = 37, BATCHES = 3 };
+    int64_t per_batch = (int64_t)N * C * HW, n = BATCHES * per_batch;
+    float *x = malloc((size_t)n * sizeof *x);
+    for (int64_t i = 0; i < n; i++) {
+        double v = 2 * laplace(1.0) + (i / per_batch);   /* later batches reach further */
+        x[i] = i % 3 == 0 ? 0.0f : (float)v;
+    }
+    x[7] = NAN;
+    x[per_batch + 11] = INFINITY;
+    x[2 * per_batch + 5] = -INFINITY;
+    x[13] = -0.0f;
+    static const char *const names[] = {"minmax", "percentile", "kl", "mse", "moving_average"};
+    static const char *const args[] = {NULL, "{percentile: 99.0}", NULL, NULL, NULL};
+    for (int k = 0; k < COUNT(names); k++) {
+        for (int per_channel = 0; per_channel < 2; per_channel++) {
+            for (int symmetric = 0; symmetric < 2; symmetric++) {
+                qk_quant_spec s = per_channel ? channel_spec(8, symmetric, 1) : spec_of(8, symmetric);
+                int64_t channels = per_channel ? C : 1;
+                int64_t dims[3] = {N, C, HW};
+                observer whole, part[3];
+                open_ok(&whole, names[k], args[k], s);
+                unsigned flags = whole.vt->size > offsetof(qk_observer_vtable, flags) ? whole.vt->flags : 0;
+                ck_assert_int_eq(!!(flags & QK_OBSERVER_SHARDABLE), strcmp(names[k], "moving_average") != 0);
+                for (int p = 0; p < 3; p++)
+                    open_ok(&part[p], names[k], args[k], s);
+                for (int b = 0; b < BATCHES; b++) {
+                    const float *xb = x + b * per_batch;
+                    ck_assert_int_eq(try_observe(&whole, xb, 3, dims), QK_OK);
+                    if (per_channel) {
+                        /* Samples [0, 2), [2, 3), [3, 5). */
+                        int64_t cut[4] = {0, 2, 3, N};
+                        for (int p = 0; p < 3; p++) {
+                            int64_t d[3] = {cut[p + 1] - cut[p], C, HW};
+                            ck_assert_int_eq(try_observe(&part[p], xb + cut[p] * C * HW, 3, d), QK_OK);
+                        }
+                    } else {
+                        int64_t cut[4] = {0, 37 + b, 160, per_batch};
+                        for (int p = 0; p < 3; p++) {
+                            int64_t d[1] = {cut[p + 1] - cut[p]};
+                            ck_assert_int_eq(try_observe(&part[p], xb + cut[p], 1, d), QK_OK);
+                        }
+                    }
+                }
+                for (int p = 1; p < 3; p++)
+                    ck_assert_int_eq(part[0].vt->merge(part[0].state, part[p].state), QK_OK);
+                float wlo[C], whi[C], lo[C], hi[C];
+                range_ok(&whole, channels, wlo, whi);
+                range_ok(&part[0], channels, lo, hi);
+                for (int c = 0; c < channels; c++) {
+                    if (flags & QK_OBSERVER_SHARDABLE)
+                        ck_assert_msg(lo[c] == wlo[c] && hi[c] == whi[c] && !signbit(lo[c]) == !signbit(wlo[c]),
+                                      "%s pc %d sym %d ch %d: whole [%g, %g], sharded [%g, %g]", names[k],
+                                      per_channel, symmetric, c, wlo[c], whi[c], lo[c], hi[c]);
+                    ck_assert(isfinite(lo[c]) && isfinite(hi[c]) && lo[c] < hi[c]);
+                }
+                if (!strcmp(names[k], "minmax")) {
+                    /* And the extremes are the data's finite ones. */
+                    float mn = INFINITY, mx = -INFINITY;
+                    for (int64_t i = 0; i < n; i++)
+                        if (isfinite(x[i]) && (per_channel == 0 || (i / HW) % C == 0)) {
+                            mn = x[i] < mn ? x[i] : mn;
+                            mx = x[i] > mx ? x[i] : mx;
+                        }
+                    ck_assert_float_eq(wlo[0], mn);
+                    ck_assert_float_eq(whi[0], mx);
+                }
+                close_observer(&whole);
+                for (int p = 0; p < 3; p++)
+                    close_observer(&part[p]);
+            }
+        }
+    }
+    free(x);
+}
+END_TEST
+
 /* ---- errors ----------------------------------------------------------------------- */
 
 typedef struct bad_args {
@@ -895,6 +983,7 @@ int main(void)
     tcase_add_test(tc, test_symmetric_and_asymmetric_ranges);
     tcase_add_test(tc, test_per_channel_ranges_differ);
     tcase_add_test(tc, test_merge_of_shards_equals_one_run);
+    tcase_add_test(tc, test_sharded_observation_equals_sequential);
     tcase_add_test(tc, test_bad_arguments_are_refused);
     tcase_add_test(tc, test_range_before_observing_fails);
     tcase_add_test(tc, test_non_finite_values_are_skipped);

@@ -19,13 +19,16 @@
  * include 0 before quantizing; a histogram of |x| therefore starts exactly
  * at 0, which is what the threshold searches of kl and mse expect.
  *
- * NaN and infinities are skipped, as in minmax. */
+ * NaN and infinities are skipped, as in minmax.  The per-value work (bins
+ * and extremes) is in scan.h; a batch is counted into an integer scratch
+ * and added to the double counts once per batch. */
 #ifndef QK_OBSERVERS_HISTOGRAM_H
 #define QK_OBSERVERS_HISTOGRAM_H
 #include <math.h>
 #include <string.h>
 #include <quantkit/quantkit.h>
 #include "layout.h"
+#include "scan.h"
 
 /* The largest `bins` an observer accepts: 16 Mi doubles per channel is
  * already 128 MiB; more is a typo, not a wish. */
@@ -51,6 +54,9 @@ typedef struct histogram_set {
     int64_t channels;   /* 0 until the first batch fixes it */
     int64_t batches;    /* batches that held at least one value */
     histogram *h;       /* `channels` entries */
+    /* Scratch of observe(), kept to spare an allocation per batch: */
+    scan_extremes *ext; /* `channels` entries: the batch's extremes */
+    uint32_t *sub;      /* 2 * bins integer counts, zero between calls */
 } histogram_set;
 
 /* Lower edge of bin j in value units. */
@@ -122,31 +128,101 @@ static inline int histogram_cover(const qk_host *host, histogram *h, int64_t bin
     return histogram_regrid(host, h, bins, width, first);
 }
 
-/* Adds the finite values of p[0..n) to h, whose grid must already hold them. */
-static inline void histogram_add(histogram *h, int absolute, int64_t bins, const float *p, int64_t n)
+/* Values counted into the integer scratch before it is added to the
+ * double counts: each of its two halves then stays below 2^32. */
+#define HISTOGRAM_PENDING_MAX ((int64_t)1 << 31)
+
+/* Adds sub[j0..j1] (both halves) to h's counts and clears them. */
+static inline void histogram_flush(histogram *h, uint32_t *sub, int64_t bins, int64_t j0, int64_t j1)
 {
-    /* Exact: the width is a power of two. */
-    double per_width = 1.0 / h->width;
-    for (int64_t i = 0; i < n; i++) {
-        float x = p[i];
-        if (!isfinite(x))
-            continue;
-        double v = absolute ? fabs((double)x) : (double)x;
-        int64_t j = (int64_t)(floor(v * per_width) - h->first);
-        /* Cannot happen once histogram_cover succeeded; guards rounding only. */
-        j = j < 0 ? 0 : j >= bins ? bins - 1 : j;
-        h->count[j] += 1;
-        if (!(h->total > 0)) {
-            h->lo = h->hi = v;
-            h->min = h->max = x;
-        } else {
-            h->lo = v < h->lo ? v : h->lo;
-            h->hi = v > h->hi ? v : h->hi;
-            h->min = x < h->min ? x : h->min;
-            h->max = x > h->max ? x : h->max;
-        }
-        h->total += 1;
+    for (int64_t j = j0; j <= j1; j++) {
+        h->count[j] += (double)sub[j] + (double)sub[bins + j];
+        sub[j] = sub[bins + j] = 0;
     }
+}
+
+static inline scan_grid histogram_grid(const histogram_set *s, const histogram *h)
+{
+    return (scan_grid){.per_width = 1.0 / h->width, .first = h->first, .bins = s->bins, .absolute = s->absolute};
+}
+
+/* Moves what is pending in s->sub (bins j0..j1) and `zeros` zeros into h,
+ * and the batch's `finite` values and extremes e into h's. */
+static inline void histogram_commit(histogram *h, const histogram_set *s, int64_t j0, int64_t j1, int64_t finite,
+                                    int64_t zeros, const scan_extremes *e)
+{
+    scan_grid g = histogram_grid(s, h);
+    double lo = s->absolute ? e->abs_lo : e->lo, hi = s->absolute ? e->abs_hi : e->hi;
+    histogram_flush(h, s->sub, s->bins, j0, j1);
+    if (zeros)
+        h->count[scan_bin(&g, 0.0f)] += (double)zeros;
+    if (!(h->total > 0)) {
+        h->lo = lo;
+        h->hi = hi;
+        h->min = e->lo;
+        h->max = e->hi;
+    } else {
+        h->lo = lo < h->lo ? lo : h->lo;
+        h->hi = hi > h->hi ? hi : h->hi;
+        h->min = e->lo < h->min ? e->lo : h->min;
+        h->max = e->hi > h->max ? e->hi : h->max;
+    }
+    h->total += (double)finite;
+}
+
+/* Counts channel c of layout l into h, whose grid must already hold the
+ * channel's finite extremes e (nonempty), and updates h's extremes. */
+static inline void histogram_add(histogram *h, const histogram_set *s, const layout *l, int64_t c,
+                                 const scan_extremes *e)
+{
+    scan_grid g = histogram_grid(s, h);
+    double lo = s->absolute ? e->abs_lo : e->lo, hi = s->absolute ? e->abs_hi : e->hi;
+    /* The bin is monotonic in the value: every count lands in [j0, j1]. */
+    int64_t j0 = scan_bin(&g, (float)lo), j1 = scan_bin(&g, (float)hi);
+    int64_t finite = 0, zeros = 0, pending = 0;
+    scan_extremes seen = scan_none();   /* known already: e */
+    for (int64_t o = 0; o < l->outer; o++) {
+        const float *p = layout_run(l, o, c);
+        for (int64_t done = 0; done < l->inner;) {
+            int64_t n = l->inner - done < HISTOGRAM_PENDING_MAX ? l->inner - done : HISTOGRAM_PENDING_MAX;
+            if (pending + n > HISTOGRAM_PENDING_MAX) {
+                histogram_flush(h, s->sub, s->bins, j0, j1);
+                pending = 0;
+            }
+            int64_t z;
+            finite += scan_bins(&g, p + done, n, s->sub, &z, &seen);
+            zeros += z;
+            pending += n;
+            done += n;
+        }
+    }
+    histogram_commit(h, s, j0, j1, finite, zeros, e);
+}
+
+/* The usual case once the range has settled: a per-tensor batch that the
+ * histogram's grid already holds.  Counting on that grid straight away and
+ * checking afterwards (the scan also finds the extremes) reads the values
+ * once instead of twice.  Returns 1 when the batch was counted; 0 when the
+ * grid must grow first, with nothing counted and the batch's extremes in
+ * s->ext[0]. */
+static inline int histogram_try_current_grid(histogram_set *s, const layout *l)
+{
+    histogram *h = &s->h[0];
+    scan_grid g = histogram_grid(s, h);
+    scan_extremes e = scan_none();
+    int64_t zeros, finite = scan_bins(&g, l->data, l->numel, s->sub, &zeros, &e);
+    s->ext[0] = e;
+    if (e.lo > e.hi)
+        return 1;   /* nothing finite: nothing counted */
+    double lo = s->absolute ? e.abs_lo : e.lo, hi = s->absolute ? e.abs_hi : e.hi;
+    double j0 = scan_bin_unclamped(&g, (float)lo), j1 = scan_bin_unclamped(&g, (float)hi);
+    if (j0 >= 0 && j1 <= (double)(s->bins - 1)) {
+        histogram_commit(h, s, (int64_t)j0, (int64_t)j1, finite, zeros, &e);
+        return 1;
+    }
+    /* Values outside the grid were clamped into its end bins: drop it all. */
+    memset(s->sub, 0, (size_t)s->bins * 2 * sizeof *s->sub);
+    return 0;
 }
 
 static inline void histogram_set_init(histogram_set *s, const qk_host *host, const qk_quant_spec *spec, int64_t bins,
@@ -162,6 +238,10 @@ static inline void histogram_set_init(histogram_set *s, const qk_host *host, con
 
 static inline void histogram_set_free(histogram_set *s)
 {
+    s->host->mem->free(s->ext);
+    s->host->mem->free(s->sub);
+    s->ext = NULL;
+    s->sub = NULL;
     if (!s->h)
         return;
     for (int64_t c = 0; c < s->channels; c++)
@@ -179,8 +259,12 @@ static inline int histogram_set_channels(histogram_set *s, int64_t channels)
     if (s->channels)
         return layout_same_channels(host, s->channels, channels);
     s->h = host->mem->calloc((size_t)channels, sizeof *s->h);
-    if (!s->h)
+    s->ext = host->mem->calloc((size_t)channels, sizeof *s->ext);
+    s->sub = host->mem->calloc((size_t)s->bins * 2, sizeof *s->sub);
+    if (!s->h || !s->ext || !s->sub) {
+        histogram_set_free(s);
         return host->log->error(host, QK_ENOMEM, "out of memory");
+    }
     for (int64_t c = 0; c < channels; c++) {
         s->h[c].count = host->mem->calloc((size_t)s->bins, sizeof *s->h[c].count);
         if (!s->h[c].count) {
@@ -206,17 +290,27 @@ static inline int histogram_set_observe(histogram_set *s, const qk_tensor *t)
         st = histogram_set_channels(s, l.channels);
     if (st || !l.numel)
         return st;
+    int known = 0;   /* s->ext holds the batch's extremes */
+    if (l.channels == 1 && s->h[0].total > 0 && l.numel <= HISTOGRAM_PENDING_MAX) {
+        if (histogram_try_current_grid(s, &l)) {
+            s->batches++;
+            return QK_OK;
+        }
+        known = 1;
+    }
     for (int64_t c = 0; c < l.channels; c++) {
-        double lo, hi;
-        layout_extremes(&l, c, s->absolute, &lo, &hi);
-        if (lo > hi)
+        scan_extremes *e = &s->ext[c];
+        if (!known)
+            *e = layout_extremes(&l, c);
+        if (e->lo > e->hi)
             continue;   /* nothing finite in this channel of this batch */
-        if (histogram_cover(host, &s->h[c], s->bins, lo, hi, 0.0))
+        if (histogram_cover(host, &s->h[c], s->bins, s->absolute ? e->abs_lo : e->lo,
+                            s->absolute ? e->abs_hi : e->hi, 0.0))
             return host->log->error(host, QK_ENOMEM, "out of memory");
     }
-    for (int64_t o = 0; o < l.outer; o++)
-        for (int64_t c = 0; c < l.channels; c++)
-            histogram_add(&s->h[c], s->absolute, s->bins, layout_run(&l, o, c), l.inner);
+    for (int64_t c = 0; c < l.channels; c++)
+        if (s->ext[c].lo <= s->ext[c].hi)
+            histogram_add(&s->h[c], s, &l, c, &s->ext[c]);
     s->batches++;
     return QK_OK;
 }

@@ -240,6 +240,7 @@ static int kl_range(void *state, int64_t channels, float *lo, float *hi)
 
 static const qk_observer_vtable kl_vtable = {
     sizeof(qk_observer_vtable), kl_create, kl_observe, kl_merge, kl_range, kl_destroy,
+    QK_OBSERVER_SHARDABLE,
 };
 
 QK_PLUGIN_DEFINE(QK_PLUGIN_OBSERVER, "kl", "1.0.0",

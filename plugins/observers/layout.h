@@ -3,7 +3,8 @@
  * (percentile, kl, mse) share: the checks every observe() starts with (float
  * dtype, known shape, data present), the channel axis of the spec resolved
  * against the tensor's rank, the tensor seen as outer x channels x inner,
- * each channel's finite extremes, and the channel-count checks made on later batches, merges and range().
+ * each channel's finite extremes (scan.h), and the channel-count checks made
+ * on later batches, merges and range().
  * It exists so that the rules and error messages are written once instead of
  * being kept in step across three files.  Header-only (static inline
  * functions, SDK headers only) so that every observer stays one
@@ -12,6 +13,7 @@
 #define QK_OBSERVERS_LAYOUT_H
 #include <math.h>
 #include <quantkit/quantkit.h>
+#include "scan.h"
 
 /* A float tensor as outer x channels x inner: the values of channel c are
  * data[(o * channels + c) * inner + i] for every o < outer and i < inner.
@@ -69,25 +71,15 @@ static inline const float *layout_run(const layout *l, int64_t o, int64_t c)
     return l->data + (o * l->channels + c) * l->inner;
 }
 
-/* The smallest and largest finite value of channel c (of |x| when absolute
- * is set), over every outer slice.  NaN and infinities are skipped, as every
- * observer does; *lo > *hi (INFINITY, -INFINITY) when the channel holds no
- * finite value.  Only for numel > 0. */
-static inline void layout_extremes(const layout *l, int64_t c, int absolute, double *lo, double *hi)
+/* The finite extremes of channel c (of x and of |x|), over every outer
+ * slice.  NaN and infinities are skipped, as every observer does; lo > hi
+ * when the channel holds no finite value (scan.h).  Only for numel > 0. */
+static inline scan_extremes layout_extremes(const layout *l, int64_t c)
 {
-    double a = INFINITY, b = -INFINITY;
-    for (int64_t o = 0; o < l->outer; o++) {
-        const float *p = layout_run(l, o, c);
-        for (int64_t i = 0; i < l->inner; i++) {
-            if (!isfinite(p[i]))
-                continue;
-            double v = absolute ? fabs((double)p[i]) : (double)p[i];
-            a = v < a ? v : a;
-            b = v > b ? v : b;
-        }
-    }
-    *lo = a;
-    *hi = b;
+    scan_extremes e = scan_none();
+    for (int64_t o = 0; o < l->outer; o++)
+        scan_extremes_add(&e, layout_run(l, o, c), l->inner);
+    return e;
 }
 
 /* The check for a later batch (or a merged shard): `known` is the channel

@@ -84,11 +84,9 @@ static int minmax_observe(void *state, const qk_tensor *t)
     if (st || !l.numel)
         return st;
     for (int64_t c = 0; c < l.channels; c++) {
-        double lo, hi;
-        layout_extremes(&l, c, 0, &lo, &hi);
-        /* Exact: lo and hi are floats widened to double. */
-        m->lo[c] = (float)lo < m->lo[c] ? (float)lo : m->lo[c];
-        m->hi[c] = (float)hi > m->hi[c] ? (float)hi : m->hi[c];
+        scan_extremes e = layout_extremes(&l, c);
+        m->lo[c] = e.lo < m->lo[c] ? e.lo : m->lo[c];
+        m->hi[c] = e.hi > m->hi[c] ? e.hi : m->hi[c];
     }
     m->batches++;
     return QK_OK;
@@ -132,6 +130,7 @@ static int minmax_range(void *state, int64_t channels, float *lo, float *hi)
 
 static const qk_observer_vtable minmax_vtable = {
     sizeof(qk_observer_vtable), minmax_create, minmax_observe, minmax_merge, minmax_range, minmax_destroy,
+    QK_OBSERVER_SHARDABLE,
 };
 
 QK_PLUGIN_DEFINE(QK_PLUGIN_OBSERVER, "minmax", "1.0.0", "smallest and largest value over all batches, per tensor or per channel",

@@ -107,8 +107,8 @@ static int moving_average_observe(void *state, const qk_tensor *t)
     if (st || !l.numel)
         return st;
     for (int64_t c = 0; c < l.channels; c++) {
-        double lo, hi;
-        layout_extremes(&l, c, 0, &lo, &hi);
+        scan_extremes e = layout_extremes(&l, c);
+        double lo = e.lo, hi = e.hi;
         if (lo > hi)
             continue;   /* nothing finite in this channel of this batch */
         if (!m->updates[c]) {
@@ -167,6 +167,7 @@ static int moving_average_range(void *state, int64_t channels, float *lo, float 
 static const qk_observer_vtable moving_average_vtable = {
     sizeof(qk_observer_vtable), moving_average_create, moving_average_observe, moving_average_merge,
     moving_average_range,       moving_average_destroy,
+    0,   /* not QK_OBSERVER_SHARDABLE: each batch's extremes are averaged in batch order */
 };
 
 QK_PLUGIN_DEFINE(QK_PLUGIN_OBSERVER, "moving_average", "1.0.0",

@@ -301,7 +301,7 @@ static int mse_range(void *state, int64_t channels, float *lo, float *hi)
 }
 
 static const qk_observer_vtable mse_vtable = {
-    sizeof(qk_observer_vtable), mse_create, mse_observe, mse_merge, mse_range, mse_destroy,
+    sizeof(qk_observer_vtable), mse_create, mse_observe, mse_merge, mse_range, mse_destroy, QK_OBSERVER_SHARDABLE,
 };
 
 QK_PLUGIN_DEFINE(QK_PLUGIN_OBSERVER, "mse", "1.0.0",

@@ -106,7 +106,7 @@ static int percentile_range(void *state, int64_t channels, float *lo, float *hi)
 
 static const qk_observer_vtable percentile_vtable = {
     sizeof(qk_observer_vtable), percentile_create, percentile_observe, percentile_merge, percentile_range,
-    percentile_destroy,
+    percentile_destroy, QK_OBSERVER_SHARDABLE,
 };
 
 QK_PLUGIN_DEFINE(QK_PLUGIN_OBSERVER, "percentile", "1.0.0",

@@ -28,6 +28,19 @@ typedef struct qk_observer_vtable {
     int (*range)(void *state, int64_t channels, float *lo, float *hi);
     /* Frees the state; NULL is a no-op. */
     void (*destroy)(void *state);
+    /* ABI 1.2, optional (taken as 0 from a shorter vtable): QK_OBSERVER_*
+     * flags. */
+    unsigned flags;
 } qk_observer_vtable;
+
+/* The observer is order-free: observing a batch's values in parts, each
+ * part into its own state (created with the same args and spec) and the
+ * states merged, gives the same range as observing the batch whole.  The
+ * parts are a split along axis 0 (samples), or, for a per-tensor spec, any
+ * split into contiguous runs, each seen as a 1-D tensor.  The host may
+ * then observe a tensor on several threads at once, and a batch sample by
+ * sample.  (minmax and the histogram observers are; a moving average of
+ * each batch's extremes is not.) */
+#define QK_OBSERVER_SHARDABLE 1u
 
 #endif

@@ -165,6 +165,26 @@ START_TEST(test_conv_direct_random_shapes)
 }
 END_TEST
 
+/* Threads claim shrinking runs of items: with 3 threads, block groups of
+ * one block (K large enough that a group holds one block) and item counts
+ * that do not divide evenly, every output is still written exactly once
+ * (y starts as a sentinel, so a skipped item fails). */
+START_TEST(test_conv_direct_claims_cover_every_item)
+{
+    if (!have_avx512()) return;
+    threadpool *tp = tp_new(3);
+    ck_assert_ptr_nonnull(tp);
+    rng_seed(4);
+    static const int64_t ks[] = {9, 2100, 4500};
+    for (int it = 0; it < 6; it++) {
+        int64_t M = 33 + rng_int(100), K = ks[it % 3], n = 1 + rng_int(5);
+        ck_assert_msg(check_one(M, K, n, 1 + rng_int(7), 1 + rng_int(20), 1 + (it & 1), EPI_BIAS | EPI_RES, tp),
+                      "iteration %d", it);
+    }
+    tp_free(tp);
+}
+END_TEST
+
 /* An epilogue with a post hook, or a step other than 1 and 2, is out of
  * the kernel's range: -1, y untouched. */
 static void post_noop(float *x, int64_t n) { (void)x; (void)n; }
@@ -341,6 +361,7 @@ Suite *conv_direct_suite(void)
     tcase_add_test(tc, test_conv_direct_every_width_and_channel_tail);
     tcase_add_test(tc, test_conv_direct_each_epilogue_on_pool);
     tcase_add_test(tc, test_conv_direct_random_shapes);
+    tcase_add_test(tc, test_conv_direct_claims_cover_every_item);
     tcase_add_test(tc, test_conv_direct_refuses_post_hook);
     tcase_add_test(tc, test_conv_op_direct_matches_other_paths);
     suite_add_tcase(s, tc);

@@ -2,9 +2,9 @@
  *
  * Workers are started once and live as long as the pool.  A call publishes
  * one job (fn, arg, chunking) under a new sequence number and wakes the
- * workers; every participant -- the caller included -- claims chunks from a
- * shared atomic counter until none are left, so uneven chunks balance
- * themselves.
+ * workers; every participant -- the caller included -- claims runs of
+ * items from a shared atomic counter until none are left, so uneven work
+ * balances itself.
  *
  * Workers join a job explicitly and the caller never waits for a worker
  * that has not joined: when the caller runs out of chunks it closes the job
@@ -61,8 +61,8 @@ struct threadpool {
     /* The current job, written by the caller before publishing. */
     tp_fn fn;
     void *arg;
-    int64_t n, chunk, n_chunks;
-    atomic_llong next;         /* next chunk to claim */
+    int64_t n, chunk;          /* items, smallest run */
+    atomic_llong next;         /* first item not yet claimed */
 };
 
 /* Set in workers (always) and in a caller while it runs chunks, so that a
@@ -93,15 +93,28 @@ static int spun_out(threadpool *tp, int64_t *t0)
     return t - *t0 > SPIN_NS;
 }
 
-/* Claims and runs chunks of the current job until none remain. */
+/* Claims and runs runs of the current job until none remain.  Runs are
+ * guided: each takes 1/(2 * threads) of what is left (never less than the
+ * grain), so the first are long -- few claims, long sequential stretches
+ * -- and the last short, so no thread is left waiting at the end of a
+ * kernel for another's one big last chunk (at batch 8 on 2 threads, fixed
+ * chunks were one image each: a thread slowed once idled the other for up
+ * to an image). */
 static void run_chunks(threadpool *tp, int tid)
 {
+    const int64_t n = tp->n, grain = tp->chunk, parts = 2 * (int64_t)tp->nthreads;
     for (;;) {
-        long long c = atomic_fetch_add_explicit(&tp->next, 1, memory_order_relaxed);
-        if (c >= tp->n_chunks) break;
-        int64_t b = c * tp->chunk;
-        int64_t e = b + tp->chunk < tp->n ? b + tp->chunk : tp->n;
-        tp->fn(tp->arg, b, e, tid);
+        long long b = atomic_load_explicit(&tp->next, memory_order_relaxed);
+        int64_t size;
+        do {
+            if (b >= n) return;
+            int64_t left = n - b;
+            size = left / parts;
+            if (size < grain) size = grain;
+            if (size > left) size = left;
+        } while (!atomic_compare_exchange_weak_explicit(&tp->next, &b, b + size, memory_order_relaxed,
+                                                        memory_order_relaxed));
+        tp->fn(tp->arg, b, b + size, tid);
     }
 }
 
@@ -239,13 +252,13 @@ void tp_parallel_for(threadpool *tp, int64_t n, int64_t grain, tp_fn fn, void *a
         fn(arg, 0, n, 0);
         return;
     }
-    /* About four chunks per thread: enough slack for the atomic counter to
-     * even out a thread that started late or ran slow chunks. */
-    int64_t target = (int64_t)tp->nthreads * 4;
-    int64_t chunk = (n + target - 1) / target;
+    /* Runs of at least the grain, and at least 1/(8 * threads) of the job
+     * where that is more: enough claims to even out a thread that started
+     * late, few enough that claiming costs nothing. */
+    int64_t target = (int64_t)tp->nthreads * 8;
+    int64_t chunk = n / target;
     if (chunk < grain) chunk = grain;
-    int64_t n_chunks = (n + chunk - 1) / chunk;
-    if (n_chunks <= 1) {
+    if (n <= chunk) {
         fn(arg, 0, n, 0);
         return;
     }
@@ -256,7 +269,6 @@ void tp_parallel_for(threadpool *tp, int64_t n, int64_t grain, tp_fn fn, void *a
     tp->arg = arg;
     tp->n = n;
     tp->chunk = chunk;
-    tp->n_chunks = n_chunks;
     atomic_store_explicit(&tp->next, 0, memory_order_relaxed);
     /* The release publishes the job fields to the spinning workers; the
      * broadcast under mu reaches the sleeping ones. */

@@ -21,17 +21,7 @@
  * conv_direct.c. */
 int conv_state_path(const void *state);
 
-static uint64_t rng_state;
-static void rng_seed(uint64_t s) { rng_state = s * 0x9E3779B97F4A7C15ull + 1; }
-static uint32_t rng_u32(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (uint32_t)(rng_state >> 16);
-}
-static int rng_int(int n) { return (int)(rng_u32() % (uint32_t)n); }
-static float rng_float(void) { return (float)rng_u32() / 4294967296.0f * 2.0f - 1.0f; }
+#include "rng.h"
 
 enum { EPI_BIAS = 1, EPI_RES = 2, EPI_CLAMP = 4, EPI_SILU = 8 };
 

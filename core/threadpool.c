@@ -61,7 +61,7 @@ struct threadpool {
     /* The current job, written by the caller before publishing. */
     tp_fn fn;
     void *arg;
-    int64_t n, chunk;          /* items, smallest run */
+    int64_t n, grain;          /* items, smallest run */
     atomic_llong next;         /* first item not yet claimed */
 };
 
@@ -102,7 +102,7 @@ static int spun_out(threadpool *tp, int64_t *t0)
  * to an image). */
 static void run_chunks(threadpool *tp, int tid)
 {
-    const int64_t n = tp->n, grain = tp->chunk, parts = 2 * (int64_t)tp->nthreads;
+    const int64_t n = tp->n, grain = tp->grain, parts = 2 * (int64_t)tp->nthreads;
     for (;;) {
         long long b = atomic_load_explicit(&tp->next, memory_order_relaxed);
         int64_t size;
@@ -252,23 +252,12 @@ void tp_parallel_for(threadpool *tp, int64_t n, int64_t grain, tp_fn fn, void *a
         fn(arg, 0, n, 0);
         return;
     }
-    /* Runs of at least the grain, and at least 1/(8 * threads) of the job
-     * where that is more: enough claims to even out a thread that started
-     * late, few enough that claiming costs nothing. */
-    int64_t target = (int64_t)tp->nthreads * 8;
-    int64_t chunk = n / target;
-    if (chunk < grain) chunk = grain;
-    if (n <= chunk) {
-        fn(arg, 0, n, 0);
-        return;
-    }
-
     pthread_mutex_lock(&tp->call_mu);
     /* The previous job is closed and empty, so no worker reads these. */
     tp->fn = fn;
     tp->arg = arg;
     tp->n = n;
-    tp->chunk = chunk;
+    tp->grain = grain;
     atomic_store_explicit(&tp->next, 0, memory_order_relaxed);
     /* The release publishes the job fields to the spinning workers; the
      * broadcast under mu reaches the sleeping ones. */

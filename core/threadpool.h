@@ -15,8 +15,10 @@ threadpool *tp_new(int nthreads);
 void tp_free(threadpool *tp);   /* NULL is a no-op */
 int tp_nthreads(const threadpool *tp);  /* 1 for a NULL pool */
 
-/* Runs fn over [0, n) split in chunks of at least `grain` items.  A NULL
- * pool, n <= grain, or a call from inside a worker runs serially. */
+/* Runs fn over [0, n) split in runs of at least `grain` items (the last
+ * may be shorter): each claim takes 1/(2 * threads) of what is left, so
+ * early runs are long and the last ones `grain`.  A NULL pool, n <= grain,
+ * or a call from inside a worker runs serially. */
 void tp_parallel_for(threadpool *tp, int64_t n, int64_t grain, tp_fn fn, void *arg);
 
 #endif

@@ -155,7 +155,7 @@ START_TEST(test_conv_direct_random_shapes)
 }
 END_TEST
 
-/* Threads claim shrinking runs of items: with 3 threads, block groups of
+/* The pool's shrinking runs of items: with 3 threads, block groups of
  * one block (K large enough that a group holds one block) and item counts
  * that do not divide evenly, every output is still written exactly once
  * (y starts as a sentinel, so a skipped item fails). */

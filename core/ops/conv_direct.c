@@ -18,7 +18,6 @@
  * memory), then adds the bias per channel in registers, transposes the
  * 32 x R block to channel rows and applies the residual, clamp and SiLU
  * while storing those rows into NCHW. */
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include "conv_direct.h"
@@ -89,9 +88,6 @@ typedef struct djob {
     int64_t group;              /* weight blocks per group (see direct_task) */
     int paired;                 /* rows go two by two (see tile_pair) */
     int64_t units;              /* rows, or row pairs, per image */
-    int64_t n_items, min_claim; /* see claim_task */
-    int nthreads;
-    _Atomic long long next;     /* first item not yet claimed */
 } djob;
 
 /* Bytes of packed weights a block group may take: about half of L2. */
@@ -289,28 +285,6 @@ static void direct_task(void *arg, int64_t t0, int64_t t1, int tid)
     }
 }
 
-/* One task per thread, each claiming shrinking runs of items (guided
- * scheduling): the pool's even chunks were an image each at batch 8, so
- * a thread slowed for a moment left the other idle for up to one image
- * at the end of every conv (the 2-thread runs lost ~7% per conv).  Early
- * claims stay long for input locality; the last ones are min_claim. */
-static void claim_task(void *arg, int64_t t0, int64_t t1, int tid)
-{
-    (void)t0;
-    (void)t1;
-    djob *j = arg;
-    long long c = atomic_load_explicit(&j->next, memory_order_relaxed);
-    while (c < j->n_items) {
-        long long len = (j->n_items - c) / (2 * j->nthreads);
-        if (len < j->min_claim) len = j->min_claim;
-        if (len > j->n_items - c) len = j->n_items - c;
-        if (!atomic_compare_exchange_weak_explicit(&j->next, &c, c + len, memory_order_relaxed,
-                                                   memory_order_relaxed))
-            continue;
-        direct_task(j, c, c + len, tid);
-        c = atomic_load_explicit(&j->next, memory_order_relaxed);
-    }
-}
 #endif
 
 int convd_run(const convd_w *w, const convd_args *a, threadpool *pool)
@@ -325,17 +299,11 @@ int convd_run(const convd_w *w, const convd_args *a, threadpool *pool)
     j.group = (w->nb + groups - 1) / groups;
     j.paired = a->width <= R_MAX / 2 && a->rows > 1;
     j.units = j.paired ? (a->rows + 1) / 2 : a->rows;
-    j.n_items = groups * j.group * a->n * j.units;
-    j.nthreads = tp_nthreads(pool);
-    if (j.nthreads <= 1) {
-        direct_task(&j, 0, j.n_items, 0);
-        return 0;
-    }
-    /* A claim of at least one unit's G blocks, so a run still shares its
-     * input rows across the blocks of its group. */
-    j.min_claim = j.group;
-    atomic_init(&j.next, 0);
-    tp_parallel_for(pool, j.nthreads, 1, claim_task, &j);
+    /* Runs of at least one unit's G blocks, so a run shares its input rows
+     * across the blocks of its group; the pool's runs shrink towards the
+     * end, so no thread idles at the end of a conv for another's last
+     * image (fixed chunks were an image each at batch 8 on 2 threads). */
+    tp_parallel_for(pool, groups * j.group * a->n * j.units, j.group, direct_task, &j);
     return 0;
 #else
     (void)w;

@@ -32,7 +32,6 @@
  * ConvTranspose is the adjoint: col = W_g^T [M/g*k, C/g] times X_g
  * [C/g, in], then col2im scatters and adds col into the output. */
 #include <math.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include "ops.h"
@@ -256,28 +255,6 @@ static int check_run(op_ctx *c, int transpose, conv_geom *g)
     return QK_OK;
 }
 
-/* The vector extensions the helpers below may use: 0 none, 1 AVX2+FMA,
- * 2 AVX-512F.  QK_SGEMM_ISA (see sgemm.c) caps it, which lets tests reach
- * the narrower code paths. */
-static int isa_level(void)
-{
-    /* Racing first calls all compute the same value. */
-    static atomic_int level = -1;
-    int cached = atomic_load_explicit(&level, memory_order_relaxed);
-    if (cached >= 0) return cached;
-    int l = 0;
-#ifdef HAVE_X86
-    const char *isa = getenv("QK_SGEMM_ISA");
-    int cap = !isa || !strcmp(isa, "avx512") ? 2 : !strcmp(isa, "avx2") ? 1 : 0;
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) l = 1;
-    if (l == 1 && __builtin_cpu_supports("avx512f")) l = 2;
-    if (l > cap) l = cap;
-#endif
-    atomic_store_explicit(&level, l, memory_order_relaxed);
-    return l;
-}
-
 /* y[i] += w * x[i] for i in [0, n): the inner loop of col2im. */
 #ifdef HAVE_X86
 __attribute__((target("avx2,fma")))
@@ -302,7 +279,7 @@ static void axpy_scatter(float *y, int64_t s, const float *x, int64_t n)
 {
     if (s == 1) {
 #ifdef HAVE_X86
-        if (isa_level() >= 1) {
+        if (op_isa_level() >= 1) {
             axpy_unit_avx2(y, x, 1.0f, n);
             return;
         }
@@ -336,7 +313,7 @@ static void deinterleave2_avx512(const float *src, float *even, float *odd, int6
 static void deinterleave2(const float *src, float *even, float *odd, int64_t n)
 {
 #ifdef HAVE_X86
-    if (isa_level() >= 2) {
+    if (op_isa_level() >= 2) {
         deinterleave2_avx512(src, even, odd, n);
         return;
     }
@@ -362,7 +339,7 @@ static void fill_avx2(float *p, float v, int64_t n)
 static void fill_floats(float *p, float v, int64_t n)
 {
 #ifdef HAVE_X86
-    if (isa_level() >= 1) {
+    if (op_isa_level() >= 1) {
         fill_avx2(p, v, n);
         return;
     }
@@ -407,7 +384,7 @@ static void copy_floats(float *dst, const float *src, int64_t n)
         return;
     }
 #ifdef HAVE_X86
-    if (isa_level() >= 2) {
+    if (op_isa_level() >= 2) {
         copy_avx512(dst, src, n);
         return;
     }
@@ -433,7 +410,7 @@ static void copy_add_avx512(float *dst, const float *src, float b, int64_t n)
 static void copy_add(float *dst, const float *src, float b, int64_t n)
 {
 #ifdef HAVE_X86
-    if (isa_level() >= 2) {
+    if (op_isa_level() >= 2) {
         copy_add_avx512(dst, src, b, n);
         return;
     }
@@ -744,8 +721,8 @@ static void row_avx512(float *y, int64_t n, const float *const *src, const float
 static row_fn pick_row(void)
 {
 #ifdef HAVE_X86
-    if (isa_level() >= 2) return row_avx512;
-    if (isa_level() >= 1) return row_avx2;
+    if (op_isa_level() >= 2) return row_avx512;
+    if (op_isa_level() >= 1) return row_avx2;
 #endif
     return row_c;
 }
@@ -993,7 +970,7 @@ typedef struct dw_job {
 
 static int dw_fast_ok(const conv_geom *g)
 {
-    if (g->rank != 2 || g->cg != 1 || g->mg != 1 || isa_level() < 2) return 0;
+    if (g->rank != 2 || g->cg != 1 || g->mg != 1 || op_isa_level() < 2) return 0;
     /* Square odd kernels 3, 5, 7, the same stride 1 or 2 on both axes. */
     int64_t k = g->k[2];
     if (g->k[1] != k || (k != 3 && k != 5 && k != 7) || g->dil[1] != 1 || g->dil[2] != 1) return 0;
@@ -1202,7 +1179,7 @@ typedef struct dws_job {
 
 static int dws_ok(const conv_geom *g, const op_epilogue *epi)
 {
-    if (g->rank != 2 || g->cg != 1 || g->mg != 1 || g->c % DWS_GROUP || isa_level() < 2) return 0;
+    if (g->rank != 2 || g->cg != 1 || g->mg != 1 || g->c % DWS_GROUP || op_isa_level() < 2) return 0;
     if (g->k[1] != g->k[2] || (g->k[2] != 3 && g->k[2] != 5) || g->dil[1] != 1 || g->dil[2] != 1) return 0;
     if (g->str[1] != g->str[2] || g->str[2] > 2 || (epi && epi->residual)) return 0;
     int64_t hp = g->in[1] + g->pb[1] + g->pe[1], wp = g->in[2] + g->pb[2] + g->pe[2];
@@ -1417,7 +1394,7 @@ static int implicit_wanted(op_ctx *c, const xt *w)
 {
     const char *env = getenv("QK_CONV_DIRECT");
     if (env && !strcmp(env, "0")) return 0;
-    if (strcmp(sgemm_isa(), "avx512") || isa_level() < 2 || w->dims[1] < IMPLICIT_MIN_CG) return 0;
+    if (strcmp(sgemm_isa(), "avx512") || op_isa_level() < 2 || w->dims[1] < IMPLICIT_MIN_CG) return 0;
     int r = w->rank - 2;
     const int64_t *str;
     int ns = node_attr_ints(c->node, "strides", &str);
@@ -1572,7 +1549,7 @@ static void pack_conv_b(void *arg, int64_t k0, int64_t kc, int64_t j0, int64_t n
     const engine_b *e = arg;
     brun runs[64];
 #ifdef HAVE_X86
-    if (isa_level() >= 2 && (nr == 16 || nr == 32) && nc <= (int64_t)MAX_SLIVERS * nr) {
+    if (op_isa_level() >= 2 && (nr == 16 || nr == 32) && nc <= (int64_t)MAX_SLIVERS * nr) {
         sliver_plan sp[MAX_SLIVERS];
         int n_sl = 0;
         for (int64_t s = 0; s < nc; s += nr, n_sl++) {
@@ -1618,7 +1595,7 @@ static void scale_avx512(float *p, float f, int64_t n)
 static void scale_floats(float *p, float f, int64_t n)
 {
 #ifdef HAVE_X86
-    if (isa_level() >= 2) {
+    if (op_isa_level() >= 2) {
         scale_avx512(p, f, n);
         return;
     }

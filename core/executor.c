@@ -641,6 +641,13 @@ void exec_free(executor *e)
 
 int exec_sample_prefix(const executor *e) { return e->sb_cut; }
 
+int exec_buffers_in_use(const executor *e)
+{
+    int n = 0;
+    for (int i = 0; i < e->n_bufs; i++) n += e->bufs[i].in_use;
+    return n;
+}
+
 int exec_scales_folded(const executor *e)
 {
     int n = 0;
@@ -904,11 +911,12 @@ static int run_node(executor *e, int i, qk_err *err)
     for (int k = 0; fuse && k < f->n_members; k++) e->fused_skip[f->members[k]] = 1;
     for (int k = 0; k < n->n_in; k++)
         if (n->in[k] >= 0 && e->last_use[n->in[k]] == i) release(e, n->in[k]);
-    if (e->sc_on[i]) {
-        e->sc_on[i] = 0;
-        if (e->last_use[e->sc_x[i]] == i) release(e, e->sc_x[i]);
-        if (e->last_use[e->sc_s[i]] == i) release(e, e->sc_s[i]);
-    }
+    /* x and s of a planned scale live until this Conv whether or not the
+     * Mul was folded in this run (an observer may have wanted its output),
+     * and release() is idempotent, so this needs no test of sc_on. */
+    e->sc_on[i] = 0;
+    if (e->last_use[e->sc_x[i]] == i) release(e, e->sc_x[i]);
+    if (e->last_use[e->sc_s[i]] == i) release(e, e->sc_s[i]);
     return QK_OK;
 }
 

@@ -63,5 +63,8 @@ int exec_sample_prefix(const executor *e) __attribute__((visibility("hidden")));
  * output, and how many Mul nodes it planned to fold into the next Conv. */
 int exec_concat_placed(const executor *e) __attribute__((visibility("hidden")));
 int exec_scales_folded(const executor *e) __attribute__((visibility("hidden")));
+/* Tests: how many pool buffers are still taken -- 0 between runs, or a
+ * run leaked one (and the next run allocates a new one). */
+int exec_buffers_in_use(const executor *e) __attribute__((visibility("hidden")));
 
 #endif

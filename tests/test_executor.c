@@ -449,6 +449,19 @@ static void check_scale_fold(int64_t hw, int k)
         exec_set_observed(e, want);  /* none wanted: M is folded again */
         ck_assert_msg(exec_run(e, &in, &partial, &err) == QK_OK, "%s", err.msg);
         ck_assert_int_lt(seen, 8);
+        ck_assert_int_eq(exec_buffers_in_use(e), 0);
+        /* Observed sample by sample, M unfolded in each sample pass: A and
+         * S must still be given back after every sample. */
+        xt by_sample;
+        exec_set_observed(e, NULL);
+        exec_set_observed_by_sample(e, 1);
+        for (int r = 0; r < 2; r++) {
+            ck_assert_msg(exec_run(e, &in, &by_sample, &err) == QK_OK, "%s", err.msg);
+            ck_assert_msg(exec_buffers_in_use(e) == 0, "batch %lld: %d pool buffers still taken after a run",
+                          (long long)batch, exec_buffers_in_use(e));
+            ck_assert_msg(rel_err(by_sample.data, plain.data, xt_numel(&plain)) < 1e-5, "sample-pass run differs");
+            free(by_sample.data);
+        }
         double er = rel_err(fast.data, plain.data, xt_numel(&plain));
         ck_assert_msg(er < 1e-5, "%lldx%lld k%d batch %lld: rel err %g", (long long)hw, (long long)hw, k,
                       (long long)batch, er);

@@ -89,6 +89,7 @@ struct executor {
     char *sc_on;          /* per node, this run: the Conv reads x scaled by s */
     double *prof;         /* QK_PROFILE set: seconds per node over all runs */
     double *prof_flops;   /* ... and Conv/Gemm flops per node over all runs */
+    double prof_observe;  /* ... and seconds in the observer over all runs */
     int prof_runs;
 };
 
@@ -101,6 +102,8 @@ static void prof_print(const executor *e)
     double total = 0;
     for (int i = 0; i < g->n_nodes; i++) total += e->prof[i];
     fprintf(stderr, "profile: %d runs, %.3f ms per run\n", e->prof_runs, 1e3 * total / runs);
+    if (e->prof_observe > 0)
+        fprintf(stderr, "profile: observer %.3f ms per run (not in the nodes' times)\n", 1e3 * e->prof_observe / runs);
     if (e->sb_cut > 0)
         fprintf(stderr, "profile: batches run sample by sample up to node %d of %d ('%s')\n", e->sb_cut, g->n_nodes,
                 node_name(&g->nodes[e->sb_cut - 1]));
@@ -905,7 +908,11 @@ static int run_node(executor *e, int i, qk_err *err)
     for (int k = 0; k < n->n_out; k++) {
         int v = k == 0 && fuse ? f->final : n->out[k];
         if (v < 0) continue;
-        if (e->observe && (rc = e->observe(e->observe_arg, v, outs[k]))) return rc;
+        if (e->observe) {
+            double t1 = e->prof ? now_s() : 0;
+            if ((rc = e->observe(e->observe_arg, v, outs[k]))) return rc;
+            if (e->prof) e->prof_observe += now_s() - t1;
+        }
         if (e->last_use[v] <= i) release(e, v);
     }
     for (int k = 0; fuse && k < f->n_members; k++) e->fused_skip[f->members[k]] = 1;

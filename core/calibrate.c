@@ -49,6 +49,7 @@ struct calibrator {
     qk_err err;                     /* where observers report */
     threadpool *pool;               /* during calib_run: the executor's, NULL for one thread */
     int n_threads;
+    int parts_ok;                   /* during calib_run: shardable observers may take values in parts */
     qk_err *thread_err;             /* per thread: where shard k's observers report */
     int *thread_rc;                 /* per thread: its first failure in a split */
     int64_t images;
@@ -172,6 +173,7 @@ static void shards_free(calibrator *c)
     c->thread_rc = NULL;
     c->pool = NULL;
     c->n_threads = 1;
+    c->parts_ok = 0;
 }
 
 /* Gives every shardable slot a state per thread of pool (see the top). */
@@ -182,7 +184,8 @@ static int shards_new(calibrator *c, threadpool *pool, qk_err *err)
     /* QK_CALIB_SPLIT=0: every tensor whole on the calling thread, the
      * reference the tests compare the split with. */
     const char *split = getenv("QK_CALIB_SPLIT");
-    if (!pool || c->n_threads < 2 || (split && !strcmp(split, "0"))) {
+    c->parts_ok = !(split && !strcmp(split, "0"));
+    if (!pool || c->n_threads < 2 || !c->parts_ok) {
         c->pool = NULL;
         c->n_threads = 1;
         return QK_OK;
@@ -328,6 +331,20 @@ static int observe_value(void *arg, int value, const xt *t)
     return rc;
 }
 
+/* A part of a value from the executor (exec_set_observed_by_part), on
+ * pool thread tid: into that thread's state, as split_task does. */
+static int observe_part(void *arg, int value, int tid, const xt *part)
+{
+    calibrator *c = arg;
+    calib_slot *s = &c->slots[c->slot_of_value[value]];
+    qk_err *err = tid ? &c->thread_err[tid] : &c->err;
+    struct qk_tensor view = host_tensor_view(part, c->g->values[value].name);
+    err->code = 0;
+    int rc = s->vt->observe(tid ? s->shard[tid] : s->state, &view);
+    if (rc && !err->code) qk_fail(err, rc, "%s: observe failed (status %d)", s->who, rc);
+    return rc;
+}
+
 /* Whether x[0..n) holds a NaN or an infinity.  Branch-free over blocks
  * of a fixed size so that the compiler vectorizes it: the loop with an
  * early exit on isfinite() was not, and cost a few percent of calibration. */
@@ -412,6 +429,16 @@ int calib_run(calibrator *c, executor *e, const data_set *ds, int64_t batch, int
     }
     exec_set_observed_by_sample(e, observable_by_sample(c));
     rc = shards_new(c, exec_threadpool(e), err);
+    /* Values of order-free per-tensor observers may come in parts, each
+     * part into the state of the thread it is observed on. */
+    char *by_part = malloc((size_t)c->g->n_values + 1);
+    if (by_part && rc == QK_OK && c->parts_ok) {
+        for (int v = 0; v < c->g->n_values; v++) {
+            const calib_slot *sl = c->slot_of_value[v] >= 0 ? &c->slots[c->slot_of_value[v]] : NULL;
+            by_part[v] = sl && sl->shardable && !sl->per_channel && (c->n_threads == 1 || sl->shard);
+        }
+        exec_set_observed_by_part(e, observe_part, by_part);
+    }
     for (int64_t s = 0; s < total && rc == QK_OK; s += batch) {
         int64_t cnt = total - s < batch ? total - s : batch;
         for (int i = 0; i < ds->n && rc == QK_OK; i++) {
@@ -422,8 +449,14 @@ int calib_run(calibrator *c, executor *e, const data_set *ds, int64_t batch, int
         }
         if (rc) break;
         c->err.code = 0;
+        for (int k = 1; c->thread_err && k < c->n_threads; k++) c->thread_err[k].code = 0;
         rc = exec_run(e, in, outs, err);
         if (rc && c->err.code) *err = c->err;   /* an observer stopped the run */
+        for (int k = 1; rc && !c->err.code && c->thread_err && k < c->n_threads; k++)
+            if (c->thread_err[k].code) {
+                *err = c->thread_err[k];   /* ... on another thread */
+                break;
+            }
         for (int j = 0; j < c->g->n_outputs && rc == QK_OK; j++) free(outs[j].data);
         data_set_release(ds, s, cnt);
         if (rc) break;
@@ -434,6 +467,7 @@ int calib_run(calibrator *c, executor *e, const data_set *ds, int64_t batch, int
     exec_set_observer(e, NULL, NULL);
     exec_set_observed(e, NULL);
     free(want);
+    free(by_part);
     if (rc == QK_OK) rc = shards_merge(c, err);
     else shards_free(c);
     c->seconds += now_s() - t0;

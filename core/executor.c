@@ -41,6 +41,7 @@
 #include <string.h>
 #include <time.h>
 #include "clock.h"
+#include "exec_tail.h"
 #include "executor.h"
 
 /* A chain whose head (a Conv) applies the rest in its epilogue. */
@@ -72,6 +73,9 @@ struct executor {
     void *observe_arg;
     const char *want;     /* per value: the observer needs it (NULL: all) */
     int observe_samples;  /* the observer takes sample passes' values */
+    exec_observe_part_fn observe_part;  /* ... and values v with by_part[v] in parts */
+    const char *by_part;
+    int tails_run;        /* this run: chains run as a head and a tail pass */
     void **state;         /* per node: op_prep state, or NULL */
     const op_prep **prep; /* per node: its op's hooks, or NULL */
     fusion *fus;          /* per node */
@@ -678,11 +682,21 @@ void exec_set_observer(executor *e, exec_observe_fn fn, void *arg)
     e->observe_arg = arg;
     e->want = NULL;
     e->observe_samples = 0;
+    e->observe_part = NULL;
+    e->by_part = NULL;
 }
 
 void exec_set_observed(executor *e, const char *want) { e->want = want; }
 
 void exec_set_observed_by_sample(executor *e, int ok) { e->observe_samples = ok != 0; }
+
+void exec_set_observed_by_part(executor *e, exec_observe_part_fn fn, const char *by_part)
+{
+    e->observe_part = fn;
+    e->by_part = fn ? by_part : NULL;
+}
+
+int exec_tails_run(const executor *e) { return e->tails_run; }
 
 threadpool *exec_threadpool(const executor *e) { return tp_nthreads(e->pool) > 1 ? e->pool : NULL; }
 
@@ -812,6 +826,65 @@ static int scale_foldable(const executor *e, int m)
            s->dims[0] == x->dims[0] && s->dims[1] == x->dims[1] && s->dims[2] == 1 && s->dims[3] == 1;
 }
 
+static int observe_whole(executor *e, int v, const xt *t)
+{
+    double t0 = e->prof ? now_s() : 0;
+    int rc = e->observe(e->observe_arg, v, t);
+    if (e->prof) e->prof_observe += now_s() - t0;
+    return rc;
+}
+
+/* For node i, the head of a chain whose intermediates the observer wants,
+ * with its outputs allocated: infers and allocates the members' outputs
+ * and fills *t if the rest of the chain can run as a tail pass; else
+ * clears *tail and the members run as nodes of their own. */
+static int tail_prepare(executor *e, int i, exec_tail *t, int *tail, qk_err *err)
+{
+    ir_graph *g = e->g;
+    const fusion *f = &e->fus[i];
+    *t = (exec_tail){.g = g, .rt = e->rt, .head = g->nodes[i].out[0], .members = f->members,
+                     .n_members = f->n_members, .by_part = e->by_part, .observe = e->observe_part,
+                     .arg = e->observe_arg};
+    *tail = 0;
+    for (int k = 0; k < f->n_members; k++) {
+        const ir_node *n = &g->nodes[f->members[k]];
+        const xt *ins[8];
+        if (n->n_in > 8 || n->n_out != 1 || n->out[0] < 0) return QK_OK;
+        for (int a = 0; a < n->n_in; a++) ins[a] = n->in[a] >= 0 ? &e->rt[n->in[a]] : NULL;
+        xt *y = &e->rt[n->out[0]];
+        memset(y, 0, sizeof *y);
+        y->rank = -1;
+        op_ctx c = {.node = n, .n_in = n->n_in, .in = ins, .n_out = 1, .out = &y, .opset = g->opset, .err = err};
+        if (n->op->infer(&c) != QK_OK) {
+            err->code = 0;
+            return QK_OK;
+        }
+    }
+    if (!tail_runnable(t)) return QK_OK;
+    int silu = tail_silu(t), h = t->head, m = f->members[f->n_members - 1];
+    for (int k = 0; k < f->n_members; k++) {
+        int v = g->nodes[f->members[k]].out[0];
+        if (silu && k == 0 && e->by_part && e->by_part[v]) {
+            /* Only the Mul reads it (plan_fusion), and that is in the pass. */
+            t->sigmoid_unstored = 1;
+            e->rt[v].data = NULL;
+            continue;
+        }
+        if (silu && k == 1 && e->buf_of[h] >= 0 && e->last_use[h] <= m && !(e->sb_n > 1 && e->crossing[v])) {
+            /* The product over the head value, whose readers are all in
+             * the pass: its lines are in cache already when written. */
+            e->buf_of[v] = e->buf_of[h];
+            e->buf_of[h] = -1;
+            e->rt[v].data = e->rt[h].data;
+            continue;
+        }
+        int rc = out_storage(e, v, xt_nbytes(&e->rt[v]), &e->rt[v].data, err);
+        if (rc) return rc;
+    }
+    *tail = 1;
+    return QK_OK;
+}
+
 /* Runs node i (see exec_run).  In a sample pass (e->sb_n > 1) a value
  * that outlives the prefix is written into its slot of a whole-batch
  * buffer instead of a buffer of its own. */
@@ -821,9 +894,12 @@ static int run_node(executor *e, int i, qk_err *err)
     const ir_node *n = &g->nodes[i];
     int rc;
     if (e->fused_skip[i]) {
-        /* Done by its chain's head: only the bookkeeping is left. */
+        /* Done by its chain's head: only the bookkeeping is left (a tail
+         * pass stored this node's output, which may have no reader). */
         for (int k = 0; k < n->n_in; k++)
             if (n->in[k] >= 0 && e->last_use[n->in[k]] == i) release(e, n->in[k]);
+        for (int k = 0; k < n->n_out; k++)
+            if (n->out[k] >= 0 && e->last_use[n->out[k]] <= i) release(e, n->out[k]);
         return QK_OK;
     }
     if (e->sc_conv[i] >= 0 && scale_foldable(e, i)) {
@@ -858,11 +934,13 @@ static int run_node(executor *e, int i, qk_err *err)
     if (rc) return rc;
     /* A fused chain writes its last value in place of out[0]. */
     const fusion *f = &e->fus[i];
-    int fuse = f->n_members && outs[0] && outs[0]->dtype == DT_FLOAT;
+    int fuse = f->n_members && outs[0] && outs[0]->dtype == DT_FLOAT, tail = 0;
     if (fuse && e->observe) {
-        /* Observed: only when the chain's intermediates are not wanted. */
+        /* Observed: only when the chain's intermediates are not wanted;
+         * else the rest of the chain runs in a tail pass (exec_tail.h). */
         for (int k = 0; k < f->n_inter && fuse; k++)
             if (!e->want || e->want[f->inter[k]]) fuse = 0;
+        tail = !fuse;
     }
     op_epilogue epi;
     if (fuse && f->residual >= 0) {
@@ -896,6 +974,8 @@ static int run_node(executor *e, int i, qk_err *err)
         }
         if ((rc = out_storage(e, v, nb, &outs[k]->data, err))) return rc;
     }
+    exec_tail tl;
+    if (tail && (rc = tail_prepare(e, i, &tl, &tail, err))) return rc;
     double t0 = e->prof ? now_s() : 0;
     if (!concat_done && (rc = n->op->run(&c))) return rc;
     if (e->prof) {
@@ -908,14 +988,21 @@ static int run_node(executor *e, int i, qk_err *err)
     for (int k = 0; k < n->n_out; k++) {
         int v = k == 0 && fuse ? f->final : n->out[k];
         if (v < 0) continue;
-        if (e->observe) {
-            double t1 = e->prof ? now_s() : 0;
-            if ((rc = e->observe(e->observe_arg, v, outs[k]))) return rc;
-            if (e->prof) e->prof_observe += now_s() - t1;
-        }
+        if (e->observe && !(tail && e->by_part && e->by_part[v]) && (rc = observe_whole(e, v, outs[k]))) return rc;
         if (e->last_use[v] <= i) release(e, v);
     }
-    for (int k = 0; fuse && k < f->n_members; k++) e->fused_skip[f->members[k]] = 1;
+    if (tail) {
+        t0 = e->prof ? now_s() : 0;
+        if ((rc = tail_run(&tl, e->pool, err))) return rc;
+        /* The pass, with the parts it observed, counts as its first member. */
+        if (e->prof) e->prof[f->members[0]] += now_s() - t0;
+        for (int k = 0; k < f->n_members; k++) {
+            int v = g->nodes[f->members[k]].out[0];
+            if (!(e->by_part && e->by_part[v]) && (rc = observe_whole(e, v, &e->rt[v]))) return rc;
+        }
+        e->tails_run++;
+    }
+    for (int k = 0; (fuse || tail) && k < f->n_members; k++) e->fused_skip[f->members[k]] = 1;
     for (int k = 0; k < n->n_in; k++)
         if (n->in[k] >= 0 && e->last_use[n->in[k]] == i) release(e, n->in[k]);
     /* x and s of a planned scale live until this Conv whether or not the
@@ -976,6 +1063,7 @@ int exec_run(executor *e, const xt *inputs, xt *outputs, qk_err *err)
     memset(e->placed, 0, (size_t)g->n_values);
     memset(e->sc_on, 0, (size_t)g->n_nodes);
     for (int i = 0; i < g->n_nodes; i++) e->cat_t[i].data = NULL;
+    e->tails_run = 0;
     int first = 0;
     if (e->sb_cut > 0 && (!e->observe || e->observe_samples) && g->n_inputs == 1 && inputs[0].rank >= 1 && inputs[0].dims[0] > 1) {
         if ((rc = run_prefix_by_sample(e, &inputs[0], err))) goto out;

@@ -51,6 +51,21 @@ void exec_set_observed(executor *e, const char *want);
  * are order-free (QK_OBSERVER_SHARDABLE); reset by exec_set_observer. */
 void exec_set_observed_by_sample(executor *e, int ok);
 
+/* Observes part of a value: a contiguous run of its elements as a 1-D
+ * tensor, on pool thread tid (in [0, threads), as in threadpool.h; parts
+ * of one value may be observed on several threads at once).  Return
+ * non-zero to abort the run with that status. */
+typedef int (*exec_observe_part_fn)(void *arg, int value, int tid, const xt *part);
+
+/* Lets the executor hand the current observer the values v with
+ * by_part[v] != 0 (one entry per graph value; borrowed until the next
+ * exec_set_observer, which resets it) in parts through fn instead of whole:
+ * for order-free per-tensor observers (QK_OBSERVER_SHARDABLE).  The parts
+ * cover each value once.  A chain whose intermediates the observer wants
+ * (see exec_set_observed) then runs its element-wise tail a cache-sized
+ * piece at a time and has each piece observed while in cache. */
+void exec_set_observed_by_part(executor *e, exec_observe_part_fn fn, const char *by_part);
+
 /* The executor's thread pool, idle between kernels: an observer may split
  * its own work over it (NULL when the executor runs on one thread). */
 threadpool *exec_threadpool(const executor *e);
@@ -63,6 +78,9 @@ int exec_sample_prefix(const executor *e) __attribute__((visibility("hidden")));
  * output, and how many Mul nodes it planned to fold into the next Conv. */
 int exec_concat_placed(const executor *e) __attribute__((visibility("hidden")));
 int exec_scales_folded(const executor *e) __attribute__((visibility("hidden")));
+/* Tests: how many fused chains the last run ran as a head and a tail
+ * pass because an observer wanted their intermediates (executor.c). */
+int exec_tails_run(const executor *e) __attribute__((visibility("hidden")));
 /* Tests: how many pool buffers are still taken -- 0 between runs, or a
  * run leaked one (and the next run allocates a new one). */
 int exec_buffers_in_use(const executor *e) __attribute__((visibility("hidden")));

@@ -16,9 +16,11 @@
  * output, and the residual is computed before the Conv.  When no observer
  * is set, the Conv writes the chain's last value directly and the other
  * nodes are skipped, so the intermediates are never stored.  With an
- * observer every node runs on its own, so calibration sees every value as
- * before fusion existed -- unless exec_set_observed() says which values it
- * wants, when chains with unwanted intermediates stay fused.  A residual
+ * observer the head runs on its own and the rest of the chain in a tail
+ * pass (exec_tail.c: the members' kernels a piece at a time), so
+ * calibration sees every value as before fusion existed -- unless
+ * exec_set_observed() says which values it wants, when chains with
+ * unwanted intermediates stay fused.  A residual
  * whose run-time shape differs from the Conv's output (broadcasting Add)
  * also runs the chain unfused.
  *

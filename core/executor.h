@@ -31,8 +31,9 @@ void exec_free(executor *e);   /* NULL is a no-op */
  * owns (free(outputs[j].data)). */
 int exec_run(executor *e, const xt *inputs, xt *outputs, qk_err *err);
 /* Calls fn for every value computed during the following runs (NULL: none).
- * With an observer set, every node runs on its own and every value it
- * computes is materialized and passed to fn right after it is computed;
+ * With an observer set, every value is materialized (or handed over in
+ * parts, exec_set_observed_by_part) and passed to fn right after it is
+ * computed -- a fused chain's in a tail pass after its head (executor.c);
  * without one, chains such as Conv -> Relu, Conv -> Add -> Relu and
  * Conv -> SiLU run fused (see executor.c) and their intermediate values are
  * never stored.  Results agree up to float rounding. */

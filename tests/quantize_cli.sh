@@ -61,10 +61,12 @@ done
 # a range.  Every tensor observed whole on one thread with the portable scans
 # (QK_CALIB_SPLIT=0 QK_OBSERVER_ISA=c) against the default, both on two
 # threads (the same executor work), byte for byte, for every observer: on the
-# digits CNN (small values, taken sample by sample) and on the MobileNet and
-# ResNet of tests/data/nets (64x64: values large enough to be split).
+# digits CNN (small values, taken sample by sample), on the MobileNet and
+# ResNet of tests/data/nets (64x64: values large enough to be split), and on
+# fused_chains, whose observed SiLU the executor hands over in parts
+# (core/exec_tail.c).
 for spec in digits_cnn:digits_calib:150 nets/mobilenet_v2:nets/mobilenet_v2_input:2 \
-            nets/resnet_small:nets/resnet_small_input:2; do
+            nets/resnet_small:nets/resnet_small_input:2 fused_chains:fused_chains_x:3; do
     IFS=: read -r net cal batch <<<"$spec"
     for obs in minmax moving_average percentile kl mse; do
         config "split_$obs" "$obs" 8 && sed -i "s/batch_size: 50/batch_size: $batch/" "$tmp/split_$obs.yaml"

@@ -440,8 +440,10 @@ static void plan_samples(executor *e)
  * copies the inputs that could not be placed.  A slice is contiguous only
  * when the batch is 1 (a batch's images interleave the inputs' channels),
  * so a run at batch > 1 places nothing, except in the sample passes, which
- * run at batch 1.  Not with an observer, which is shown each value as a
- * tensor of its own. */
+ * run at batch 1.  An observer is shown a placed value as its slice, a
+ * tensor of its own shape there: calibration of SqueezeNet's Fire modules
+ * (whose Concat inputs are all quantization points) copied every Concat
+ * otherwise. */
 static void plan_concats(executor *e, const int *readers)
 {
     ir_graph *g = e->g;
@@ -769,7 +771,7 @@ static int place_in_concat(executor *e, int v, xt *t, int *done, qk_err *err)
     const ir_graph *g = e->g;
     int ci = e->cat_of[v];
     *done = 0;
-    if (ci < 0 || e->observe || t->rank < 2 || t->dims[0] != 1 || t->dims[1] != g->values[v].t.dims[1]) return QK_OK;
+    if (ci < 0 || t->rank < 2 || t->dims[0] != 1 || t->dims[1] != g->values[v].t.dims[1]) return QK_OK;
     int u = g->nodes[ci].out[0];
     const xt *us = &g->values[u].t;
     for (int d = 2; d < t->rank; d++)

@@ -249,9 +249,10 @@ static void add_conv(model_build *m, const char *in, const char *out, const char
 
 /* Concats whose inputs the producers write in place (a fused Conv+Relu
  * and a plain Conv; then one input placed and one, read elsewhere too,
- * copied) give what the unplaced, unfused run with an observer gives, at
- * batch 1 (placed), 3 (sample passes: placed per sample) and 2 threads;
- * and the observer is shown the Concat inputs' own values. */
+ * copied) give what the unfused run with an observer gives (unplaced at
+ * batch 3: whole batches), at batch 1 (placed), 3 (sample passes: placed
+ * per sample) and 2 threads.  test_concat_placed_when_observed compares
+ * what an observer is shown with a graph where nothing is placed. */
 START_TEST(test_concat_inputs_written_in_place)
 {
     model_build *m = mb_new();
@@ -305,6 +306,108 @@ START_TEST(test_concat_inputs_written_in_place)
             exec_free(e);
         }
     ir_free(g);
+}
+END_TEST
+
+/* Per value: everything an observer was shown, in order, and where the
+ * last delivery's data was. */
+typedef struct shown {
+    char **bytes;
+    int64_t *n;
+    const void **at;
+} shown;
+
+static int show(void *arg, int value, const xt *t)
+{
+    shown *s = arg;
+    int64_t nb = xt_nbytes(t);
+    s->bytes[value] = realloc(s->bytes[value], (size_t)(s->n[value] + nb));
+    memcpy(s->bytes[value] + s->n[value], t->data, (size_t)nb);
+    s->n[value] += nb;
+    s->at[value] = t->data;
+    return 0;
+}
+
+/* X -> Conv c1 -> A, Conv c2 -> B; Cc = Concat(A, B); Cc -> Conv c3 -> Y.
+ * With inputs_out A and B are graph outputs too, so nothing is placed. */
+static ir_graph *concat_graph(int inputs_out)
+{
+    model_build *m = mb_new();
+    int64_t xd[4] = {-1, 4, 10, 12};
+    mb_input(m, "X", 4, xd);
+    add_conv(m, "X", "A", "c1", 6, 4, 1, 1, 11);
+    add_conv(m, "X", "B", "c2", 5, 4, 3, 1, 21);
+    const char *ci[] = {"A", "B"}, *co[] = {"Cc"};
+    mb_node(m, "Concat", 2, ci, 1, co);
+    mb_attr_int(m, "axis", 1);
+    add_conv(m, "Cc", "D", "c3", 8, 11, 3, 1, 31);
+    add_conv(m, "D", "Y", "c4", 3, 8, 1, 1, 41);
+    mb_output(m, "Y");
+    if (inputs_out) {
+        mb_output(m, "A");
+        mb_output(m, "B");
+    }
+    return mb_load(m);
+}
+
+/* With an observer the producers still write into the Concat's output (at
+ * batch 1, and per sample when the observer takes the sample passes), and
+ * the observer is shown every value exactly as where nothing is placed. */
+START_TEST(test_concat_placed_when_observed)
+{
+    static const char *const names[] = {"A", "B", "Cc", "D", "Y"};
+    ir_graph *g = concat_graph(0), *ref = concat_graph(1);
+    qk_err err = {0};
+    for (int threads = 1; threads <= 2; threads++)
+        for (int64_t batch = 1; batch <= 3; batch += 2)
+            for (int by_sample = 0; by_sample < 2; by_sample++) {
+                executor *e, *er;
+                ck_assert_int_eq(exec_new(g, threads, &e, &err), QK_OK);
+                ck_assert_int_eq(exec_new(ref, threads, &er, &err), QK_OK);
+                ck_assert_int_eq(exec_concat_placed(e), 2);
+                ck_assert_int_eq(exec_concat_placed(er), 0);
+                float *x = malloc(sizeof(float) * (size_t)(batch * 4 * 10 * 12));
+                fill_det(x, batch * 4 * 10 * 12, 5);
+                xt in = {.dtype = DT_FLOAT, .rank = 4, .dims = {batch, 4, 10, 12}, .data = x}, out, rout[3];
+                shown s = {calloc((size_t)g->n_values, sizeof(char *)), calloc((size_t)g->n_values, sizeof(int64_t)),
+                           calloc((size_t)g->n_values, sizeof(void *))};
+                shown sr = {calloc((size_t)ref->n_values, sizeof(char *)),
+                            calloc((size_t)ref->n_values, sizeof(int64_t)), calloc((size_t)ref->n_values, sizeof(void *))};
+                exec_set_observer(e, show, &s);
+                exec_set_observer(er, show, &sr);
+                exec_set_observed_by_sample(e, by_sample);
+                exec_set_observed_by_sample(er, by_sample);
+                ck_assert_msg(exec_run(e, &in, &out, &err) == QK_OK, "%s", err.msg);
+                ck_assert_msg(exec_run(er, &in, rout, &err) == QK_OK, "%s", err.msg);
+                int a = ir_find_value(g, "A"), b = ir_find_value(g, "B"), cc = ir_find_value(g, "Cc");
+                if (batch == 1 || by_sample) {
+                    /* Placed: A and B were shown as slices of Cc (of its last sample). */
+                    ck_assert_ptr_eq(s.at[a], s.at[cc]);
+                    ck_assert_ptr_eq(s.at[b], (const float *)s.at[cc] + 6 * 10 * 12);
+                }
+                for (size_t k = 0; k < sizeof names / sizeof *names; k++) {
+                    int v = ir_find_value(g, names[k]), vr = ir_find_value(ref, names[k]);
+                    ck_assert_msg(s.n[v] > 0 && s.n[v] == sr.n[vr] && !memcmp(s.bytes[v], sr.bytes[vr], (size_t)s.n[v]),
+                                  "threads %d batch %lld by sample %d: '%s' shown differently", threads,
+                                  (long long)batch, by_sample, names[k]);
+                }
+                ck_assert_int_eq(exec_buffers_in_use(e), 0);
+                for (int v = 0; v < g->n_values; v++) free(s.bytes[v]);
+                for (int v = 0; v < ref->n_values; v++) free(sr.bytes[v]);
+                free(s.bytes);
+                free(s.n);
+                free(s.at);
+                free(sr.bytes);
+                free(sr.n);
+                free(sr.at);
+                free(out.data);
+                for (int o = 0; o < 3; o++) free(rout[o].data);
+                free(x);
+                exec_free(e);
+                exec_free(er);
+            }
+    ir_free(g);
+    ir_free(ref);
 }
 END_TEST
 
@@ -494,6 +597,7 @@ Suite *executor_suite(void)
     tcase_add_test(tc, test_fused_chains_match_pytorch);
     tcase_add_test(tc, test_sample_passes_match_whole_batch);
     tcase_add_test(tc, test_concat_inputs_written_in_place);
+    tcase_add_test(tc, test_concat_placed_when_observed);
     tcase_add_test(tc, test_scale_folded_into_conv);
     tcase_add_test(tc, test_sample_passes_observed_by_sample);
     suite_add_tcase(s, tc);

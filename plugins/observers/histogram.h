@@ -307,7 +307,7 @@ static inline int histogram_set_observe(histogram_set *s, const qk_tensor *t)
     for (int64_t c = 0; c < l.channels; c++) {
         scan_extremes *e = &s->ext[c];
         if (!known)
-            *e = layout_extremes(&l, c);
+            *e = layout_extremes(&l, c, s->absolute);
         if (e->lo > e->hi)
             continue;   /* nothing finite in this channel of this batch */
         if (histogram_cover(host, &s->h[c], s->bins, s->absolute ? e->abs_lo : e->lo,

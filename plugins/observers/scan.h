@@ -60,7 +60,7 @@ static inline int scan_use_avx512(void)
 #endif
 }
 
-static inline void scan_extremes_c(scan_extremes *e, const float *p, int64_t n)
+static inline void scan_extremes_c(scan_extremes *e, const float *p, int64_t n, int with_abs)
 {
     float lo = e->lo, hi = e->hi, alo = e->abs_lo, ahi = e->abs_hi;
     for (int64_t i = 0; i < n; i++) {
@@ -69,8 +69,10 @@ static inline void scan_extremes_c(scan_extremes *e, const float *p, int64_t n)
             continue;
         lo = x < lo ? x : lo;
         hi = x > hi ? x : hi;
-        alo = a < alo ? a : alo;
-        ahi = a > ahi ? a : ahi;
+        if (with_abs) {
+            alo = a < alo ? a : alo;
+            ahi = a > ahi ? a : ahi;
+        }
     }
     e->lo = lo;
     e->hi = hi;
@@ -79,8 +81,9 @@ static inline void scan_extremes_c(scan_extremes *e, const float *p, int64_t n)
 }
 
 #ifdef SCAN_X86
-__attribute__((target("avx512f"))) static inline void scan_extremes_avx512(scan_extremes *e, const float *p,
-                                                                             int64_t n)
+__attribute__((target("avx512f"), always_inline)) static inline void scan_extremes_avx512(scan_extremes *e,
+                                                                                          const float *p, int64_t n,
+                                                                                          int with_abs)
 {
     const __m512i absmask = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
     __m512 lo = _mm512_set1_ps(e->lo), hi = _mm512_set1_ps(e->hi);
@@ -95,25 +98,45 @@ __attribute__((target("avx512f"))) static inline void scan_extremes_avx512(scan_
         __m512 af = _mm512_castsi512_ps(a);
         lo = _mm512_mask_min_ps(lo, k, lo, x);
         hi = _mm512_mask_max_ps(hi, k, hi, x);
-        alo = _mm512_mask_min_ps(alo, k, alo, af);
-        ahi = _mm512_mask_max_ps(ahi, k, ahi, af);
+        if (with_abs) {
+            alo = _mm512_mask_min_ps(alo, k, alo, af);
+            ahi = _mm512_mask_max_ps(ahi, k, ahi, af);
+        }
     }
     e->lo = _mm512_reduce_min_ps(lo);
     e->hi = _mm512_reduce_max_ps(hi);
     e->abs_lo = _mm512_reduce_min_ps(alo);
     e->abs_hi = _mm512_reduce_max_ps(ahi);
 }
+
+/* One loop each, with_abs a constant in it. */
+__attribute__((target("avx512f"))) static inline void scan_extremes_avx512_all(scan_extremes *e, const float *p,
+                                                                                int64_t n)
+{
+    scan_extremes_avx512(e, p, n, 1);
+}
+
+__attribute__((target("avx512f"))) static inline void scan_extremes_avx512_signed(scan_extremes *e, const float *p,
+                                                                                   int64_t n)
+{
+    scan_extremes_avx512(e, p, n, 0);
+}
 #endif
 
-/* Folds the finite values of p[0..n) into e. */
-static inline void scan_extremes_add(scan_extremes *e, const float *p, int64_t n)
+/* Folds the finite values of p[0..n) into e; into its extremes of |x|
+ * only when with_abs (minmax and moving_average never read them, and
+ * skipping them saves a third of the scan's vector work). */
+static inline void scan_extremes_add(scan_extremes *e, const float *p, int64_t n, int with_abs)
 {
 #ifdef SCAN_X86
-    if (scan_use_avx512())
-        scan_extremes_avx512(e, p, n);
-    else
+    if (scan_use_avx512()) {
+        if (with_abs)
+            scan_extremes_avx512_all(e, p, n);
+        else
+            scan_extremes_avx512_signed(e, p, n);
+    } else
 #endif
-        scan_extremes_c(e, p, n);
+        scan_extremes_c(e, p, n, with_abs);
     /* -0 and +0 compare equal, so which one a min or max keeps depends on
      * the order of the values: make it +0 always. */
     e->lo = e->lo == 0 ? 0.0f : e->lo;

@@ -56,7 +56,7 @@ typedef struct histogram_set {
     histogram *h;       /* `channels` entries */
     /* Scratch of observe(), kept to spare an allocation per batch: */
     scan_extremes *ext; /* `channels` entries: the batch's extremes */
-    uint32_t *sub;      /* 2 * bins integer counts, zero between calls */
+    uint32_t *sub;      /* SCAN_SUBS * bins integer counts, zero between calls */
 } histogram_set;
 
 /* Lower edge of bin j in value units. */
@@ -129,16 +129,22 @@ static inline int histogram_cover(const qk_host *host, histogram *h, int64_t bin
 }
 
 /* Values counted into the integer scratch before it is added to the
- * double counts: each of its two halves then stays below 2^32. */
+ * double counts: each of its parts then stays below 2^32. */
 #define HISTOGRAM_PENDING_MAX ((int64_t)1 << 31)
 
-/* Adds sub[j0..j1] (both halves) to h's counts and clears them. */
+/* Adds sub[j0..j1] (every part) to h's counts and clears them.  Summing
+ * first and clearing afterwards keeps the loop free of stores into sub,
+ * which lets the compiler vectorize it: it runs after every batch. */
 static inline void histogram_flush(histogram *h, uint32_t *sub, int64_t bins, int64_t j0, int64_t j1)
 {
     for (int64_t j = j0; j <= j1; j++) {
-        h->count[j] += (double)sub[j] + (double)sub[bins + j];
-        sub[j] = sub[bins + j] = 0;
+        uint64_t n = 0;
+        for (int k = 0; k < SCAN_SUBS; k++)
+            n += sub[k * bins + j];
+        h->count[j] += (double)n;
     }
+    for (int k = 0; k < SCAN_SUBS && j1 >= j0; k++)
+        memset(sub + k * bins + j0, 0, (size_t)(j1 - j0 + 1) * sizeof *sub);
 }
 
 static inline scan_grid histogram_grid(const histogram_set *s, const histogram *h)
@@ -221,7 +227,7 @@ static inline int histogram_try_current_grid(histogram_set *s, const layout *l)
         return 1;
     }
     /* Values outside the grid were clamped into its end bins: drop it all. */
-    memset(s->sub, 0, (size_t)s->bins * 2 * sizeof *s->sub);
+    memset(s->sub, 0, (size_t)s->bins * SCAN_SUBS * sizeof *s->sub);
     return 0;
 }
 
@@ -260,7 +266,7 @@ static inline int histogram_set_channels(histogram_set *s, int64_t channels)
         return layout_same_channels(host, s->channels, channels);
     s->h = host->mem->calloc((size_t)channels, sizeof *s->h);
     s->ext = host->mem->calloc((size_t)channels, sizeof *s->ext);
-    s->sub = host->mem->calloc((size_t)s->bins * 2, sizeof *s->sub);
+    s->sub = host->mem->calloc((size_t)s->bins * SCAN_SUBS, sizeof *s->sub);
     if (!s->h || !s->ext || !s->sub) {
         histogram_set_free(s);
         return host->log->error(host, QK_ENOMEM, "out of memory");
@@ -301,7 +307,7 @@ static inline int histogram_set_observe(histogram_set *s, const qk_tensor *t)
     for (int64_t c = 0; c < l.channels; c++) {
         scan_extremes *e = &s->ext[c];
         if (!known)
-            *e = layout_extremes(&l, c);
+            *e = layout_extremes(&l, c, s->absolute);
         if (e->lo > e->hi)
             continue;   /* nothing finite in this channel of this batch */
         if (histogram_cover(host, &s->h[c], s->bins, s->absolute ? e->abs_lo : e->lo,

@@ -71,14 +71,14 @@ static inline const float *layout_run(const layout *l, int64_t o, int64_t c)
     return l->data + (o * l->channels + c) * l->inner;
 }
 
-/* The finite extremes of channel c (of x and of |x|), over every outer
+/* The finite extremes of channel c (of x, and of |x| when with_abs), over every outer
  * slice.  NaN and infinities are skipped, as every observer does; lo > hi
  * when the channel holds no finite value (scan.h).  Only for numel > 0. */
-static inline scan_extremes layout_extremes(const layout *l, int64_t c)
+static inline scan_extremes layout_extremes(const layout *l, int64_t c, int with_abs)
 {
     scan_extremes e = scan_none();
     for (int64_t o = 0; o < l->outer; o++)
-        scan_extremes_add(&e, layout_run(l, o, c), l->inner);
+        scan_extremes_add(&e, layout_run(l, o, c), l->inner, with_abs);
     return e;
 }
 

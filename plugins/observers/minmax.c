@@ -84,7 +84,7 @@ static int minmax_observe(void *state, const qk_tensor *t)
     if (st || !l.numel)
         return st;
     for (int64_t c = 0; c < l.channels; c++) {
-        scan_extremes e = layout_extremes(&l, c);
+        scan_extremes e = layout_extremes(&l, c, 0);
         m->lo[c] = e.lo < m->lo[c] ? e.lo : m->lo[c];
         m->hi[c] = e.hi > m->hi[c] ? e.hi : m->hi[c];
     }

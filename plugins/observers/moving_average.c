@@ -107,7 +107,7 @@ static int moving_average_observe(void *state, const qk_tensor *t)
     if (st || !l.numel)
         return st;
     for (int64_t c = 0; c < l.channels; c++) {
-        scan_extremes e = layout_extremes(&l, c);
+        scan_extremes e = layout_extremes(&l, c, 0);
         double lo = e.lo, hi = e.hi;
         if (lo > hi)
             continue;   /* nothing finite in this channel of this batch */

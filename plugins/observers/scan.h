@@ -24,6 +24,11 @@
 #define SCAN_X86 1
 #endif
 
+/* Integer histograms a scan counts into side by side (see scan_bins_c):
+ * a value's increment then waits on the one SCAN_SUBS values before it
+ * at most, not on the previous one, when neighbours share a bin. */
+#define SCAN_SUBS 4   /* scan_count is written out for four */
+
 /* The finite extremes of some values: of x, and of |x|.  lo > hi (the
  * INFINITY / -INFINITY of scan_none) while no finite value was seen.  Zero
  * is always +0, whichever zero came first, so that the extremes do not
@@ -55,7 +60,7 @@ static inline int scan_use_avx512(void)
 #endif
 }
 
-static inline void scan_extremes_c(scan_extremes *e, const float *p, int64_t n)
+static inline void scan_extremes_c(scan_extremes *e, const float *p, int64_t n, int with_abs)
 {
     float lo = e->lo, hi = e->hi, alo = e->abs_lo, ahi = e->abs_hi;
     for (int64_t i = 0; i < n; i++) {
@@ -64,8 +69,10 @@ static inline void scan_extremes_c(scan_extremes *e, const float *p, int64_t n)
             continue;
         lo = x < lo ? x : lo;
         hi = x > hi ? x : hi;
-        alo = a < alo ? a : alo;
-        ahi = a > ahi ? a : ahi;
+        if (with_abs) {
+            alo = a < alo ? a : alo;
+            ahi = a > ahi ? a : ahi;
+        }
     }
     e->lo = lo;
     e->hi = hi;
@@ -74,8 +81,9 @@ static inline void scan_extremes_c(scan_extremes *e, const float *p, int64_t n)
 }
 
 #ifdef SCAN_X86
-__attribute__((target("avx512f"))) static inline void scan_extremes_avx512(scan_extremes *e, const float *p,
-                                                                             int64_t n)
+__attribute__((target("avx512f"), always_inline)) static inline void scan_extremes_avx512(scan_extremes *e,
+                                                                                          const float *p, int64_t n,
+                                                                                          int with_abs)
 {
     const __m512i absmask = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
     __m512 lo = _mm512_set1_ps(e->lo), hi = _mm512_set1_ps(e->hi);
@@ -90,25 +98,45 @@ __attribute__((target("avx512f"))) static inline void scan_extremes_avx512(scan_
         __m512 af = _mm512_castsi512_ps(a);
         lo = _mm512_mask_min_ps(lo, k, lo, x);
         hi = _mm512_mask_max_ps(hi, k, hi, x);
-        alo = _mm512_mask_min_ps(alo, k, alo, af);
-        ahi = _mm512_mask_max_ps(ahi, k, ahi, af);
+        if (with_abs) {
+            alo = _mm512_mask_min_ps(alo, k, alo, af);
+            ahi = _mm512_mask_max_ps(ahi, k, ahi, af);
+        }
     }
     e->lo = _mm512_reduce_min_ps(lo);
     e->hi = _mm512_reduce_max_ps(hi);
     e->abs_lo = _mm512_reduce_min_ps(alo);
     e->abs_hi = _mm512_reduce_max_ps(ahi);
 }
+
+/* One loop each, with_abs a constant in it. */
+__attribute__((target("avx512f"))) static inline void scan_extremes_avx512_all(scan_extremes *e, const float *p,
+                                                                                int64_t n)
+{
+    scan_extremes_avx512(e, p, n, 1);
+}
+
+__attribute__((target("avx512f"))) static inline void scan_extremes_avx512_signed(scan_extremes *e, const float *p,
+                                                                                   int64_t n)
+{
+    scan_extremes_avx512(e, p, n, 0);
+}
 #endif
 
-/* Folds the finite values of p[0..n) into e. */
-static inline void scan_extremes_add(scan_extremes *e, const float *p, int64_t n)
+/* Folds the finite values of p[0..n) into e; into its extremes of |x|
+ * only when with_abs (minmax and moving_average never read them, and
+ * skipping them saves a third of the scan's vector work). */
+static inline void scan_extremes_add(scan_extremes *e, const float *p, int64_t n, int with_abs)
 {
 #ifdef SCAN_X86
-    if (scan_use_avx512())
-        scan_extremes_avx512(e, p, n);
-    else
+    if (scan_use_avx512()) {
+        if (with_abs)
+            scan_extremes_avx512_all(e, p, n);
+        else
+            scan_extremes_avx512_signed(e, p, n);
+    } else
 #endif
-        scan_extremes_c(e, p, n);
+        scan_extremes_c(e, p, n, with_abs);
     /* -0 and +0 compare equal, so which one a min or max keeps depends on
      * the order of the values: make it +0 always. */
     e->lo = e->lo == 0 ? 0.0f : e->lo;
@@ -132,18 +160,20 @@ static inline int64_t scan_bin(const scan_grid *g, float x)
     return (int64_t)j;
 }
 
-/* Counts the finite values of p[0..n) into two interleaved integer
- * histograms sub[0..bins) and sub[bins..2*bins) (two, so that a run of
- * equal values does not wait on its own previous increment), except exact
+/* Counts the finite values of p[0..n) into SCAN_SUBS integer histograms
+ * side by side, sub[k*bins..(k+1)*bins) (only ever summed, so which part a
+ * value lands in does not matter; this loop uses two), except exact
  * zeros, which are only counted: they are most of a ReLU's output and all
  * land in one bin.  Returns the number of finite values; *zeros gets the
  * zeros among them.  Also folds the values into *e (as scan_extremes_add),
  * so that a caller that guessed the grid can check the guess without a
- * second pass.  The caller keeps every count below 2^32. */
+ * second pass -- the extremes of |x| only when g->absolute, as nothing
+ * reads them otherwise.  The caller keeps every count below 2^32. */
 static inline int64_t scan_bins_c(const scan_grid *g, const float *p, int64_t n, uint32_t *sub, int64_t *zeros,
                                   scan_extremes *e)
 {
     int64_t finite = 0, z = 0;
+    const int absolute = g->absolute;   /* not reloaded: sub[] could alias g */
     uint32_t *s1 = sub + g->bins;
     for (int64_t i = 0; i < n; i++) {
         float x = p[i], a = fabsf(x);
@@ -152,8 +182,10 @@ static inline int64_t scan_bins_c(const scan_grid *g, const float *p, int64_t n,
         finite++;
         e->lo = x < e->lo ? x : e->lo;
         e->hi = x > e->hi ? x : e->hi;
-        e->abs_lo = a < e->abs_lo ? a : e->abs_lo;
-        e->abs_hi = a > e->abs_hi ? a : e->abs_hi;
+        if (absolute) {
+            e->abs_lo = a < e->abs_lo ? a : e->abs_lo;
+            e->abs_hi = a > e->abs_hi ? a : e->abs_hi;
+        }
         if (x == 0) {
             z++;
             continue;
@@ -175,16 +207,16 @@ __attribute__((target("avx512f"))) static inline __m256i scan_bins8_avx512(__m51
     return _mm512_cvttpd_epi32(j);
 }
 
-/* Increments the bins idx[0..n) alternately in the two halves of sub. */
+/* Increments the bins idx[0..n) in turn in the SCAN_SUBS parts of sub. */
 static inline void scan_count(const int32_t *idx, int64_t n, uint32_t *sub, int64_t bins)
 {
-    uint32_t *s1 = sub + bins;
+    uint32_t *s1 = sub + bins, *s2 = sub + 2 * bins, *s3 = sub + 3 * bins;
     int64_t k = 0;
     for (; k + 4 <= n; k += 4) {
         sub[idx[k]]++;
         s1[idx[k + 1]]++;
-        sub[idx[k + 2]]++;
-        s1[idx[k + 3]]++;
+        s2[idx[k + 2]]++;
+        s3[idx[k + 3]]++;
     }
     for (; k < n; k++)
         sub[idx[k]]++;
@@ -238,8 +270,10 @@ __attribute__((target("avx512f"))) static inline int64_t scan_bins_avx512(const 
         __m512 af = _mm512_castsi512_ps(a);
         lo = _mm512_mask_min_ps(lo, fin, lo, x);
         hi = _mm512_mask_max_ps(hi, fin, hi, x);
-        alo = _mm512_mask_min_ps(alo, fin, alo, af);
-        ahi = _mm512_mask_max_ps(ahi, fin, ahi, af);
+        if (absolute) {
+            alo = _mm512_mask_min_ps(alo, fin, alo, af);
+            ahi = _mm512_mask_max_ps(ahi, fin, ahi, af);
+        }
         __m512 v = absolute ? af : x;
         __m512i j;
         if (single) {

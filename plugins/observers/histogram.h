@@ -56,7 +56,16 @@ typedef struct histogram_set {
     histogram *h;       /* `channels` entries */
     /* Scratch of observe(), kept to spare an allocation per batch: */
     scan_extremes *ext; /* `channels` entries: the batch's extremes */
-    uint32_t *sub;      /* SCAN_SUBS * bins integer counts, zero between calls */
+    uint32_t *sub;      /* SCAN_SUBS * bins integer counts, zero between batches
+                         * except for what is pending (below) */
+    uint32_t *undo;     /* as sub: a refused batch's counts, to take them back */
+    /* Per-tensor batches counted on a settled grid stay in sub until
+     * something needs h[0]'s counts (histogram_settle): adding sub to the
+     * double counts after every batch cost as much as counting a batch of
+     * a few thousand values, and the executor hands over that few at a
+     * time when it observes a value in pieces.  Bins pend_j0..pend_j1 of
+     * sub hold `pending` values. */
+    int64_t pend_j0, pend_j1, pending;
 } histogram_set;
 
 /* Lower edge of bin j in value units. */
@@ -152,14 +161,13 @@ static inline scan_grid histogram_grid(const histogram_set *s, const histogram *
     return (scan_grid){.per_width = 1.0 / h->width, .first = h->first, .bins = s->bins, .absolute = s->absolute};
 }
 
-/* Moves what is pending in s->sub (bins j0..j1) and `zeros` zeros into h,
- * and the batch's `finite` values and extremes e into h's. */
-static inline void histogram_commit(histogram *h, const histogram_set *s, int64_t j0, int64_t j1, int64_t finite,
-                                    int64_t zeros, const scan_extremes *e)
+/* Moves `zeros` zeros into h, and the batch's `finite` values and
+ * extremes e into h's (its other counts are in s->sub). */
+static inline void histogram_note(histogram *h, const histogram_set *s, int64_t finite, int64_t zeros,
+                                  const scan_extremes *e)
 {
     scan_grid g = histogram_grid(s, h);
     double lo = s->absolute ? e->abs_lo : e->lo, hi = s->absolute ? e->abs_hi : e->hi;
-    histogram_flush(h, s->sub, s->bins, j0, j1);
     if (zeros)
         h->count[scan_bin(&g, 0.0f)] += (double)zeros;
     if (!(h->total > 0)) {
@@ -174,6 +182,25 @@ static inline void histogram_commit(histogram *h, const histogram_set *s, int64_
         h->max = e->hi > h->max ? e->hi : h->max;
     }
     h->total += (double)finite;
+}
+
+/* Moves what is pending in s->sub (bins j0..j1) into h, and the rest of
+ * the batch as histogram_note. */
+static inline void histogram_commit(histogram *h, const histogram_set *s, int64_t j0, int64_t j1, int64_t finite,
+                                    int64_t zeros, const scan_extremes *e)
+{
+    histogram_flush(h, s->sub, s->bins, j0, j1);
+    histogram_note(h, s, finite, zeros, e);
+}
+
+/* Adds the pending per-tensor counts to h[0]: before its grid changes,
+ * before sub counts anything else, and before anyone reads the counts. */
+static inline void histogram_settle(histogram_set *s)
+{
+    if (s->pending) {
+        histogram_flush(&s->h[0], s->sub, s->bins, s->pend_j0, s->pend_j1);
+        s->pending = 0;
+    }
 }
 
 /* Counts channel c of layout l into h, whose grid must already hold the
@@ -216,6 +243,8 @@ static inline int histogram_try_current_grid(histogram_set *s, const layout *l)
     histogram *h = &s->h[0];
     scan_grid g = histogram_grid(s, h);
     scan_extremes e = scan_none();
+    if (s->pending + l->numel > HISTOGRAM_PENDING_MAX)
+        histogram_settle(s);
     int64_t zeros, finite = scan_bins(&g, l->data, l->numel, s->sub, &zeros, &e);
     s->ext[0] = e;
     if (e.lo > e.hi)
@@ -223,11 +252,25 @@ static inline int histogram_try_current_grid(histogram_set *s, const layout *l)
     double lo = s->absolute ? e.abs_lo : e.lo, hi = s->absolute ? e.abs_hi : e.hi;
     double j0 = scan_bin_unclamped(&g, (float)lo), j1 = scan_bin_unclamped(&g, (float)hi);
     if (j0 >= 0 && j1 <= (double)(s->bins - 1)) {
-        histogram_commit(h, s, (int64_t)j0, (int64_t)j1, finite, zeros, &e);
+        histogram_note(h, s, finite, zeros, &e);
+        s->pend_j0 = s->pending && s->pend_j0 < (int64_t)j0 ? s->pend_j0 : (int64_t)j0;
+        s->pend_j1 = s->pending && s->pend_j1 > (int64_t)j1 ? s->pend_j1 : (int64_t)j1;
+        s->pending += l->numel;
         return 1;
     }
-    /* Values outside the grid were clamped into its end bins: drop it all. */
-    memset(s->sub, 0, (size_t)s->bins * SCAN_SUBS * sizeof *s->sub);
+    /* Values outside the grid were clamped into its end bins: take the
+     * batch's counts back.  Counting it again (rare: only while the range
+     * still grows) gives the very same bins. */
+    size_t all = (size_t)s->bins * SCAN_SUBS;
+    if (!s->pending) {
+        memset(s->sub, 0, all * sizeof *s->sub);
+        return 0;
+    }
+    scan_extremes again = scan_none();
+    scan_bins(&g, l->data, l->numel, s->undo, &zeros, &again);
+    for (size_t j = 0; j < all; j++)
+        s->sub[j] -= s->undo[j];
+    memset(s->undo, 0, all * sizeof *s->undo);
     return 0;
 }
 
@@ -246,8 +289,11 @@ static inline void histogram_set_free(histogram_set *s)
 {
     s->host->mem->free(s->ext);
     s->host->mem->free(s->sub);
+    s->host->mem->free(s->undo);
     s->ext = NULL;
     s->sub = NULL;
+    s->undo = NULL;
+    s->pending = 0;
     if (!s->h)
         return;
     for (int64_t c = 0; c < s->channels; c++)
@@ -267,7 +313,8 @@ static inline int histogram_set_channels(histogram_set *s, int64_t channels)
     s->h = host->mem->calloc((size_t)channels, sizeof *s->h);
     s->ext = host->mem->calloc((size_t)channels, sizeof *s->ext);
     s->sub = host->mem->calloc((size_t)s->bins * SCAN_SUBS, sizeof *s->sub);
-    if (!s->h || !s->ext || !s->sub) {
+    s->undo = host->mem->calloc((size_t)s->bins * SCAN_SUBS, sizeof *s->undo);
+    if (!s->h || !s->ext || !s->sub || !s->undo) {
         histogram_set_free(s);
         return host->log->error(host, QK_ENOMEM, "out of memory");
     }
@@ -304,6 +351,7 @@ static inline int histogram_set_observe(histogram_set *s, const qk_tensor *t)
         }
         known = 1;
     }
+    histogram_settle(s);
     for (int64_t c = 0; c < l.channels; c++) {
         scan_extremes *e = &s->ext[c];
         if (!known)
@@ -321,12 +369,16 @@ static inline int histogram_set_observe(histogram_set *s, const qk_tensor *t)
     return QK_OK;
 }
 
-/* Adds `other` (same bins and mode) into s, as if s had seen its batches. */
+/* Adds `other` (same bins and mode) into s, as if s had seen its batches.
+ * Settling other changes only where its counts are kept, not what they
+ * are, hence the cast. */
 static inline int histogram_set_merge(histogram_set *s, const histogram_set *other)
 {
     const qk_host *host = s->host;
     if (!other->batches)
         return QK_OK;
+    histogram_settle(s);
+    histogram_settle((histogram_set *)other);
     if (s->per_channel != other->per_channel || s->absolute != other->absolute || s->bins != other->bins)
         return host->log->error(host, QK_EINVAL,
                                 "cannot merge observations made with different arguments or spec");
@@ -356,10 +408,13 @@ static inline int histogram_set_merge(histogram_set *s, const histogram_set *oth
 }
 
 /* The check every range() starts with: something was observed, the caller
- * asks for the observed channel count, and every channel saw a finite value. */
-static inline int histogram_set_ready(const histogram_set *s, int64_t channels)
+ * asks for the observed channel count, and every channel saw a finite value.
+ * Settles what is pending, so that the counts can be read after it. */
+static inline int histogram_set_ready(histogram_set *s, int64_t channels)
 {
     const qk_host *host = s->host;
+    if (s->channels)
+        histogram_settle(s);
     int st = layout_range_check(host, s->batches, s->channels, channels);
     if (st)
         return st;

@@ -60,53 +60,87 @@ static inline int scan_use_avx512(void)
 #endif
 }
 
+/* Folds one value x (a = |x|) into e, if it is finite: the one step of
+ * both portable loops.  Returns whether it was. */
+static inline int scan_fold1(scan_extremes *e, float x, float a, int with_abs)
+{
+    if (!(a <= 3.40282347e+38f))   /* NaN or an infinity */
+        return 0;
+    e->lo = x < e->lo ? x : e->lo;
+    e->hi = x > e->hi ? x : e->hi;
+    if (with_abs) {
+        e->abs_lo = a < e->abs_lo ? a : e->abs_lo;
+        e->abs_hi = a > e->abs_hi ? a : e->abs_hi;
+    }
+    return 1;
+}
+
 static inline void scan_extremes_c(scan_extremes *e, const float *p, int64_t n, int with_abs)
 {
-    float lo = e->lo, hi = e->hi, alo = e->abs_lo, ahi = e->abs_hi;
-    for (int64_t i = 0; i < n; i++) {
-        float x = p[i], a = fabsf(x);
-        if (!(a <= 3.40282347e+38f))   /* NaN or an infinity */
-            continue;
-        lo = x < lo ? x : lo;
-        hi = x > hi ? x : hi;
-        if (with_abs) {
-            alo = a < alo ? a : alo;
-            ahi = a > ahi ? a : ahi;
-        }
-    }
-    e->lo = lo;
-    e->hi = hi;
-    e->abs_lo = alo;
-    e->abs_hi = ahi;
+    scan_extremes t = *e;   /* a local the compiler keeps in registers */
+    for (int64_t i = 0; i < n; i++)
+        scan_fold1(&t, p[i], fabsf(p[i]), with_abs);
+    *e = t;
 }
 
 #ifdef SCAN_X86
-__attribute__((target("avx512f"), always_inline)) static inline void scan_extremes_avx512(scan_extremes *e,
-                                                                                          const float *p, int64_t n,
-                                                                                          int with_abs)
+#define SCAN_AVX512 __attribute__((target("avx512f"), always_inline)) static inline
+
+/* The extremes a vector loop folds values into, 16 lanes of each; the
+ * steps both vector loops share. */
+typedef struct scan_acc16 {
+    __m512 lo, hi, alo, ahi;
+} scan_acc16;
+
+SCAN_AVX512 scan_acc16 scan_acc16_start(const scan_extremes *e)
+{
+    return (scan_acc16){_mm512_set1_ps(e->lo), _mm512_set1_ps(e->hi), _mm512_set1_ps(e->abs_lo),
+                        _mm512_set1_ps(e->abs_hi)};
+}
+
+/* Loads the (up to) 16 values p[i..min(i+16, n)) into *x, their
+ * magnitudes into *af, and returns which of them are finite. */
+SCAN_AVX512 __mmask16 scan_load16(const float *p, int64_t i, int64_t n, __m512 *x, __m512 *af)
 {
     const __m512i absmask = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
-    __m512 lo = _mm512_set1_ps(e->lo), hi = _mm512_set1_ps(e->hi);
-    __m512 alo = _mm512_set1_ps(e->abs_lo), ahi = _mm512_set1_ps(e->abs_hi);
-    for (int64_t i = 0; i < n; i += 16) {
-        __mmask16 in = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
-        _mm_prefetch((const char *)(p + i) + 2048, _MM_HINT_T0);
-        __m512 x = _mm512_maskz_loadu_ps(in, p + i);
-        __m512i a = _mm512_and_si512(_mm512_castps_si512(x), absmask);
-        /* Finite: the magnitude's bits are below the infinity's. */
-        __mmask16 k = _mm512_mask_cmplt_epi32_mask(in, a, inf);
-        __m512 af = _mm512_castsi512_ps(a);
-        lo = _mm512_mask_min_ps(lo, k, lo, x);
-        hi = _mm512_mask_max_ps(hi, k, hi, x);
-        if (with_abs) {
-            alo = _mm512_mask_min_ps(alo, k, alo, af);
-            ahi = _mm512_mask_max_ps(ahi, k, ahi, af);
-        }
+    __mmask16 in = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+    /* The tensor is rarely in cache any more, and the histogram's
+     * increments keep the hardware prefetcher from running far enough ahead. */
+    _mm_prefetch((const char *)(p + i) + 2048, _MM_HINT_T0);
+    *x = _mm512_maskz_loadu_ps(in, p + i);
+    __m512i a = _mm512_and_si512(_mm512_castps_si512(*x), absmask);
+    *af = _mm512_castsi512_ps(a);
+    /* Finite: the magnitude's bits are below the infinity's. */
+    return _mm512_mask_cmplt_epi32_mask(in, a, inf);
+}
+
+SCAN_AVX512 void scan_acc16_add(scan_acc16 *acc, __mmask16 fin, __m512 x, __m512 af, int with_abs)
+{
+    acc->lo = _mm512_mask_min_ps(acc->lo, fin, acc->lo, x);
+    acc->hi = _mm512_mask_max_ps(acc->hi, fin, acc->hi, x);
+    if (with_abs) {
+        acc->alo = _mm512_mask_min_ps(acc->alo, fin, acc->alo, af);
+        acc->ahi = _mm512_mask_max_ps(acc->ahi, fin, acc->ahi, af);
     }
-    e->lo = _mm512_reduce_min_ps(lo);
-    e->hi = _mm512_reduce_max_ps(hi);
-    e->abs_lo = _mm512_reduce_min_ps(alo);
-    e->abs_hi = _mm512_reduce_max_ps(ahi);
+}
+
+SCAN_AVX512 void scan_acc16_end(const scan_acc16 *acc, scan_extremes *e)
+{
+    e->lo = _mm512_reduce_min_ps(acc->lo);
+    e->hi = _mm512_reduce_max_ps(acc->hi);
+    e->abs_lo = _mm512_reduce_min_ps(acc->alo);
+    e->abs_hi = _mm512_reduce_max_ps(acc->ahi);
+}
+
+SCAN_AVX512 void scan_extremes_avx512(scan_extremes *e, const float *p, int64_t n, int with_abs)
+{
+    scan_acc16 acc = scan_acc16_start(e);
+    for (int64_t i = 0; i < n; i += 16) {
+        __m512 x, af;
+        __mmask16 fin = scan_load16(p, i, n, &x, &af);
+        scan_acc16_add(&acc, fin, x, af, with_abs);
+    }
+    scan_acc16_end(&acc, e);
 }
 
 /* One loop each, with_abs a constant in it. */
@@ -175,23 +209,19 @@ static inline int64_t scan_bins_c(const scan_grid *g, const float *p, int64_t n,
     int64_t finite = 0, z = 0;
     const int absolute = g->absolute;   /* not reloaded: sub[] could alias g */
     uint32_t *s1 = sub + g->bins;
+    scan_extremes t = *e;
     for (int64_t i = 0; i < n; i++) {
-        float x = p[i], a = fabsf(x);
-        if (!(a <= 3.40282347e+38f))
+        float x = p[i];
+        if (!scan_fold1(&t, x, fabsf(x), absolute))
             continue;
         finite++;
-        e->lo = x < e->lo ? x : e->lo;
-        e->hi = x > e->hi ? x : e->hi;
-        if (absolute) {
-            e->abs_lo = a < e->abs_lo ? a : e->abs_lo;
-            e->abs_hi = a > e->abs_hi ? a : e->abs_hi;
-        }
         if (x == 0) {
             z++;
             continue;
         }
         ((finite & 1) ? sub : s1)[scan_bin(g, x)]++;
     }
+    *e = t;
     *zeros = z;
     return finite;
 }
@@ -248,32 +278,19 @@ __attribute__((target("avx512f"))) static inline int64_t scan_bins_avx512(const 
      * counting each vector's few bins right away costs a mispredicted
      * loop exit per 16 values, as their number varies. */
     enum { BUF = 512 };
-    const __m512i absmask = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
     const __m512d pw = _mm512_set1_pd(g->per_width), first = _mm512_set1_pd(g->first);
     const __m512d top = _mm512_set1_pd((double)(g->bins - 1));
     const int absolute = g->absolute;   /* not reloaded: sub[] could alias g */
     const int64_t bins = g->bins;
-    __m512 lo = _mm512_set1_ps(e->lo), hi = _mm512_set1_ps(e->hi);
-    __m512 alo = _mm512_set1_ps(e->abs_lo), ahi = _mm512_set1_ps(e->abs_hi);
+    scan_acc16 acc = scan_acc16_start(e);
     int64_t finite = 0, nonzero = 0, nb = 0;
     int32_t idx[BUF + 16];
     for (int64_t i = 0; i < n; i += 16) {
-        __mmask16 in = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
-        /* The tensor is rarely in cache any more; the scatter below keeps
-         * the hardware prefetcher from running far enough ahead. */
-        _mm_prefetch((const char *)(p + i) + 2048, _MM_HINT_T0);
-        __m512 x = _mm512_maskz_loadu_ps(in, p + i);
-        __m512i a = _mm512_and_si512(_mm512_castps_si512(x), absmask);
-        __mmask16 fin = _mm512_mask_cmplt_epi32_mask(in, a, inf);
-        __mmask16 nz = _mm512_mask_cmpneq_epi32_mask(fin, a, _mm512_setzero_si512());
+        __m512 x, af;
+        __mmask16 fin = scan_load16(p, i, n, &x, &af);
+        __mmask16 nz = _mm512_mask_cmpneq_epi32_mask(fin, _mm512_castps_si512(af), _mm512_setzero_si512());
         finite += __builtin_popcount(fin);
-        __m512 af = _mm512_castsi512_ps(a);
-        lo = _mm512_mask_min_ps(lo, fin, lo, x);
-        hi = _mm512_mask_max_ps(hi, fin, hi, x);
-        if (absolute) {
-            alo = _mm512_mask_min_ps(alo, fin, alo, af);
-            ahi = _mm512_mask_max_ps(ahi, fin, ahi, af);
-        }
+        scan_acc16_add(&acc, fin, x, af, absolute);
         __m512 v = absolute ? af : x;
         __m512i j;
         if (single) {
@@ -296,10 +313,7 @@ __attribute__((target("avx512f"))) static inline int64_t scan_bins_avx512(const 
         }
     }
     scan_count(idx, nb, sub, bins);
-    e->lo = _mm512_reduce_min_ps(lo);
-    e->hi = _mm512_reduce_max_ps(hi);
-    e->abs_lo = _mm512_reduce_min_ps(alo);
-    e->abs_hi = _mm512_reduce_max_ps(ahi);
+    scan_acc16_end(&acc, e);
     *zeros = finite - nonzero;
     return finite;
 }

@@ -209,7 +209,7 @@ typedef struct conv_case {
 } conv_case;
 
 /* Runs Conv on `node` (attributes set from cc) with prepared state from
- * QK_CONV_DIRECT=`direct` (or none: the plain path) and epilogue epi into
+ * QK_CONV_DIRECT=`direct` ("": the default routing; NULL: the plain path) and epilogue epi into
  * y (allocated); returns the path prepare chose. */
 static int run_conv(const ir_node *node, const xt *const *in, xt *y, const op_epilogue *epi, threadpool *tp,
                     const char *direct)
@@ -318,6 +318,12 @@ START_TEST(test_conv_op_direct_matches_other_paths)
             /* 1x1 stride-1 convs stay on the engine (see conv.c). */
             int pw1 = cc->kh == 1 && cc->kw == 1 && cc->sh == 1 && cc->sw == 1;
             ck_assert_int_eq(run_conv(node, in, &yd, ep, e & 1 ? tp : NULL, "1"), pw1 ? 1 : 2);
+            /* Unforced, the kernel takes only convs of >= 32 input channels. */
+            if (e == 0) {
+                xt yr = {.dtype = DT_FLOAT};
+                ck_assert_int_eq(run_conv(node, in, &yr, ep, tp, ""), (!pw1 && cc->c >= 32) ? 2 : 1);
+                free(yr.data);
+            }
             int64_t ny = xt_numel(&yp);
             ck_assert_int_eq(xt_numel(&yd), ny);
             double md = 0, me = 0, mag = 0;

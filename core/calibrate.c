@@ -290,19 +290,25 @@ static xt split_part(const split_job *j, int64_t k)
     return v;
 }
 
+/* Observes t (all of value `name`, or a part of it) into slot s's state
+ * for pool thread tid (0: its main state), failures reported where that
+ * thread's observers report. */
+static int observe_on(calibrator *c, calib_slot *s, int tid, const xt *t, const char *name)
+{
+    qk_err *err = tid ? &c->thread_err[tid] : &c->err;
+    struct qk_tensor view = host_tensor_view(t, name);
+    err->code = 0;
+    int rc = s->vt->observe(tid ? s->shard[tid] : s->state, &view);
+    if (rc && !err->code) qk_fail(err, rc, "%s: observe failed (status %d)", s->who, rc);
+    return rc;
+}
+
 static void split_task(void *arg, int64_t begin, int64_t end, int tid)
 {
     split_job *j = arg;
-    calib_slot *s = j->slot;
-    qk_err *err = tid ? &j->c->thread_err[tid] : &j->c->err;
-    void *state = tid ? s->shard[tid] : s->state;
     for (int64_t k = begin; k < end && !j->rc[tid]; k++) {
         xt part = split_part(j, k);
-        struct qk_tensor view = host_tensor_view(&part, j->name);
-        err->code = 0;
-        int rc = s->vt->observe(state, &view);
-        if (rc && !err->code) qk_fail(err, rc, "%s: observe failed (status %d)", s->who, rc);
-        j->rc[tid] = rc;
+        j->rc[tid] = observe_on(j->c, j->slot, tid, &part, j->name);
     }
 }
 
@@ -324,25 +330,15 @@ static int observe_value(void *arg, int value, const xt *t)
             }
         return QK_OK;
     }
-    struct qk_tensor view = host_tensor_view(t, c->g->values[value].name);
-    c->err.code = 0;
-    int rc = slot->vt->observe(slot->state, &view);
-    if (rc && !c->err.code) qk_fail(&c->err, rc, "%s: observe failed (status %d)", slot->who, rc);
-    return rc;
+    return observe_on(c, slot, 0, t, c->g->values[value].name);
 }
 
 /* A part of a value from the executor (exec_set_observed_by_part), on
- * pool thread tid: into that thread's state, as split_task does. */
+ * pool thread tid: into that thread's state, as split_task's parts. */
 static int observe_part(void *arg, int value, int tid, const xt *part)
 {
     calibrator *c = arg;
-    calib_slot *s = &c->slots[c->slot_of_value[value]];
-    qk_err *err = tid ? &c->thread_err[tid] : &c->err;
-    struct qk_tensor view = host_tensor_view(part, c->g->values[value].name);
-    err->code = 0;
-    int rc = s->vt->observe(tid ? s->shard[tid] : s->state, &view);
-    if (rc && !err->code) qk_fail(err, rc, "%s: observe failed (status %d)", s->who, rc);
-    return rc;
+    return observe_on(c, &c->slots[c->slot_of_value[value]], tid, part, c->g->values[value].name);
 }
 
 /* Whether x[0..n) holds a NaN or an infinity.  Branch-free over blocks

@@ -91,7 +91,7 @@ struct executor {
     char *placed;         /* per value, this run: written into its Concat's output */
     xt *cat_t;            /* per node, this run: a Concat's output once allocated (data set) */
     int *sc_conv;         /* per node: for a Mul folded into a Conv, that Conv; else -1 */
-    int *sc_x, *sc_s;     /* per node: for that Conv, the Mul's x and s */
+    int *sc_x, *sc_s;     /* per node: for that Conv, the Mul's x and s (-1: none planned) */
     char *sc_on;          /* per node, this run: the Conv reads x scaled by s */
     double *prof;         /* QK_PROFILE set: seconds per node over all runs */
     double *prof_flops;   /* ... and Conv/Gemm flops per node over all runs */
@@ -579,7 +579,7 @@ int exec_new(ir_graph *g, int threads, executor **out, qk_err *err)
         return qk_fail(err, QK_ENOMEM, "out of memory creating the executor");
     }
     for (int v = 0; v < g->n_values; v++) e->last_use[v] = e->cat_of[v] = -1;
-    for (int i = 0; i < g->n_nodes; i++) e->sc_conv[i] = -1;
+    for (int i = 0; i < g->n_nodes; i++) e->sc_conv[i] = e->sc_x[i] = e->sc_s[i] = -1;
     for (int i = 0; i < g->n_nodes; i++) {
         const ir_node *n = &g->nodes[i];
         int all_folded = n->n_out > 0;
@@ -1013,8 +1013,8 @@ static int run_node(executor *e, int i, qk_err *err)
      * Mul was folded in this run (an observer may have wanted its output),
      * and release() is idempotent, so this needs no test of sc_on. */
     e->sc_on[i] = 0;
-    if (e->last_use[e->sc_x[i]] == i) release(e, e->sc_x[i]);
-    if (e->last_use[e->sc_s[i]] == i) release(e, e->sc_s[i]);
+    if (e->sc_x[i] >= 0 && e->last_use[e->sc_x[i]] == i) release(e, e->sc_x[i]);
+    if (e->sc_s[i] >= 0 && e->last_use[e->sc_s[i]] == i) release(e, e->sc_s[i]);
     return QK_OK;
 }
 

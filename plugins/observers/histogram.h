@@ -193,6 +193,16 @@ static inline void histogram_commit(histogram *h, const histogram_set *s, int64_
     histogram_note(h, s, finite, zeros, e);
 }
 
+/* The pending per-tensor count of bin j of h[0] (still in sub). */
+static inline uint64_t histogram_pending_at(const histogram_set *s, int64_t j)
+{
+    uint64_t n = 0;
+    if (s->pending && j >= s->pend_j0 && j <= s->pend_j1)
+        for (int k = 0; k < SCAN_SUBS; k++)
+            n += s->sub[k * s->bins + j];
+    return n;
+}
+
 /* Adds the pending per-tensor counts to h[0]: before its grid changes,
  * before sub counts anything else, and before anyone reads the counts. */
 static inline void histogram_settle(histogram_set *s)
@@ -370,15 +380,13 @@ static inline int histogram_set_observe(histogram_set *s, const qk_tensor *t)
 }
 
 /* Adds `other` (same bins and mode) into s, as if s had seen its batches.
- * Settling other changes only where its counts are kept, not what they
- * are, hence the cast. */
+ * other's pending counts are read where they are (other stays as it is). */
 static inline int histogram_set_merge(histogram_set *s, const histogram_set *other)
 {
     const qk_host *host = s->host;
     if (!other->batches)
         return QK_OK;
     histogram_settle(s);
-    histogram_settle((histogram_set *)other);
     if (s->per_channel != other->per_channel || s->absolute != other->absolute || s->bins != other->bins)
         return host->log->error(host, QK_EINVAL,
                                 "cannot merge observations made with different arguments or spec");
@@ -392,9 +400,11 @@ static inline int histogram_set_merge(histogram_set *s, const histogram_set *oth
             continue;
         if (histogram_cover(host, h, s->bins, o->lo, o->hi, o->width))
             return host->log->error(host, QK_ENOMEM, "out of memory");
-        for (int64_t j = 0; j < s->bins; j++)
-            if (o->count[j] > 0)
-                h->count[histogram_rebin_index(o->first + (double)j, o->width, h->width, h->first)] += o->count[j];
+        for (int64_t j = 0; j < s->bins; j++) {
+            double n = c == 0 && other->pending ? o->count[j] + (double)histogram_pending_at(other, j) : o->count[j];
+            if (n > 0)
+                h->count[histogram_rebin_index(o->first + (double)j, o->width, h->width, h->first)] += n;
+        }
         if (!(h->total > 0) || o->lo < h->lo)
             h->lo = o->lo;
         if (!(h->total > 0) || o->hi > h->hi)
@@ -413,8 +423,7 @@ static inline int histogram_set_merge(histogram_set *s, const histogram_set *oth
 static inline int histogram_set_ready(histogram_set *s, int64_t channels)
 {
     const qk_host *host = s->host;
-    if (s->channels)
-        histogram_settle(s);
+    histogram_settle(s);
     int st = layout_range_check(host, s->batches, s->channels, channels);
     if (st)
         return st;

@@ -35,6 +35,7 @@ typedef struct calib_slot {
     host_ctx hc;
     char who[192];
     int shardable;                  /* vt has QK_OBSERVER_SHARDABLE */
+    int extremes;                   /* ... QK_OBSERVER_EXTREMES */
     int per_channel, axis;          /* the spec's */
     void **shard;                   /* during calib_run: per thread (0 unused), or NULL */
     host_ctx *shard_hc;             /* their host contexts */
@@ -97,8 +98,9 @@ static int make_observer(registry *reg, const ir_graph *g, const plan_entry *e, 
     if (rc) return rc;
     s->vt = d->vtable;
     /* A vtable from before ABI 1.2 ends before `flags`. */
-    s->shardable = s->vt->size >= offsetof(qk_observer_vtable, flags) + sizeof s->vt->flags &&
-                   (s->vt->flags & QK_OBSERVER_SHARDABLE);
+    unsigned flags = s->vt->size >= offsetof(qk_observer_vtable, flags) + sizeof s->vt->flags ? s->vt->flags : 0;
+    s->shardable = (flags & QK_OBSERVER_SHARDABLE) != 0;
+    s->extremes = (flags & QK_OBSERVER_EXTREMES) != 0;
     qk_quant_spec spec = calib_spec_of(e);
     s->per_channel = spec.per_channel;
     s->axis = spec.axis;
@@ -426,12 +428,19 @@ int calib_run(calibrator *c, executor *e, const data_set *ds, int64_t batch, int
     exec_set_observed_by_sample(e, observable_by_sample(c));
     rc = shards_new(c, exec_threadpool(e), err);
     /* Values of order-free per-tensor observers may come in parts, each
-     * part into the state of the thread it is observed on. */
+     * part into the state of the thread it is observed on -- or as its
+     * extremes for observers that need no more (QK_CALIB_EXTREMES=0: the
+     * values always, the reference the tests compare with). */
     char *by_part = malloc((size_t)c->g->n_values + 1);
+    const char *ext_env = getenv("QK_CALIB_EXTREMES");
+    int ext_ok = !(ext_env && !strcmp(ext_env, "0"));
     if (by_part && rc == QK_OK && c->parts_ok) {
         for (int v = 0; v < c->g->n_values; v++) {
             const calib_slot *sl = c->slot_of_value[v] >= 0 ? &c->slots[c->slot_of_value[v]] : NULL;
-            by_part[v] = sl && sl->shardable && !sl->per_channel && (c->n_threads == 1 || sl->shard);
+            by_part[v] = !(sl && sl->shardable && !sl->per_channel && (c->n_threads == 1 || sl->shard))
+                             ? EXEC_WHOLE
+                         : sl->extremes && ext_ok ? EXEC_BY_EXTREMES
+                                                  : EXEC_BY_PART;
         }
         exec_set_observed_by_part(e, observe_part, by_part);
     }

@@ -14,7 +14,7 @@ typedef struct exec_tail {
     int head;                   /* the chain's first value (the head node's output) */
     const int *members;         /* the nodes after the head, in order */
     int n_members;
-    const char *by_part;        /* per value: observed in parts, or NULL */
+    const char *by_part;        /* per value: observed in parts (EXEC_BY_*), or NULL */
     exec_observe_part_fn observe;
     void *arg;
     /* A SiLU tail (tail_silu) whose sigmoid value only the observer reads

@@ -45,6 +45,7 @@
 #include "clock.h"
 #include "exec_tail.h"
 #include "executor.h"
+#include "sgemm.h"
 
 /* A chain whose head (a Conv) applies the rest in its epilogue. */
 typedef struct fusion {
@@ -77,6 +78,7 @@ struct executor {
     int observe_samples;  /* the observer takes sample passes' values */
     exec_observe_part_fn observe_part;  /* ... and values v with by_part[v] in parts */
     const char *by_part;
+    float *ext;           /* per pool thread: lanes for the extremes a kernel gathers (op_ctx.ext) */
     int tails_run;        /* this run: chains run as a head and a tail pass */
     void **state;         /* per node: op_prep state, or NULL */
     const op_prep **prep; /* per node: its op's hooks, or NULL */
@@ -572,7 +574,9 @@ int exec_new(ir_graph *g, int threads, executor **out, qk_err *err)
     e->sc_s = calloc((size_t)g->n_nodes + 1, sizeof(int));
     e->sc_on = calloc((size_t)g->n_nodes + 1, 1);
     e->pool = tp_new(threads);
-    if (!e->last_use || !e->skip || !e->rt || !e->buf_of || !e->state || !e->prep || !e->fus ||
+    /* One block of lanes per pool thread (threads 0 means the CPUs'). */
+    e->ext = malloc(EXT_FLOATS * sizeof(float) * (size_t)tp_nthreads(e->pool));
+    if (!e->ext || !e->last_use || !e->skip || !e->rt || !e->buf_of || !e->state || !e->prep || !e->fus ||
         !e->fused_skip || !e->crossing || !e->sb_buf || !e->cat_of || !e->cat_chan || !e->placed ||
         !e->cat_t || !e->sc_conv || !e->sc_x || !e->sc_s || !e->sc_on || !e->pool) {
         exec_free(e);
@@ -642,6 +646,7 @@ void exec_free(executor *e)
     free(e->sc_x);
     free(e->sc_s);
     free(e->sc_on);
+    free(e->ext);
     tp_free(e->pool);
     free(e->last_use);
     free(e->skip);
@@ -817,14 +822,23 @@ static int finish_concat(executor *e, int i, xt *y, qk_err *err)
     return QK_OK;
 }
 
+/* Whether the observer wants value v, and takes it as its extremes
+ * (EXEC_BY_EXTREMES). */
+static int wanted(const executor *e, int v) { return v >= 0 && (!e->want || e->want[v]); }
+static int takes_extremes(const executor *e, int v)
+{
+    return e->observe_part && e->by_part && v >= 0 && e->by_part[v] == EXEC_BY_EXTREMES;
+}
+
 /* True when Mul node m, planned to be folded into its Conv (plan_scales),
- * can be in this run: no observer wants its output, and x and s have the
- * planned shapes, s one value per image and channel of x. */
+ * can be in this run: no observer wants its output, or only as extremes
+ * (the Conv then gathers them, see run_node), and x and s have the planned
+ * shapes, s one value per image and channel of x. */
 static int scale_foldable(const executor *e, int m)
 {
     const ir_node *n = &e->g->nodes[m];
     int c = e->sc_conv[m];
-    if (e->observe && (!e->want || e->want[n->out[0]])) return 0;
+    if (e->observe && wanted(e, n->out[0]) && !takes_extremes(e, n->out[0])) return 0;
     const xt *x = &e->rt[e->sc_x[c]], *s = &e->rt[e->sc_s[c]];
     return x->data && s->data && x->dtype == DT_FLOAT && s->dtype == DT_FLOAT && x->rank == 4 && s->rank == 4 &&
            s->dims[0] == x->dims[0] && s->dims[1] == x->dims[1] && s->dims[2] == 1 && s->dims[3] == 1;
@@ -836,6 +850,110 @@ static int observe_whole(executor *e, int v, const xt *t)
     int rc = e->observe(e->observe_arg, v, t);
     if (e->prof) e->prof_observe += now_s() - t0;
     return rc;
+}
+
+/* The epilogue stage (EXT_*, sgemm.h) at which node i, run fused (or not:
+ * its output is then the stored OUT), makes value v; -1 for none. */
+static int chain_stage(const executor *e, int i, int fused, int v)
+{
+    const fusion *f = &e->fus[i];
+    if (!fused) return v == e->g->nodes[i].out[0] ? EXT_OUT : -1;
+    if (v == f->final) return EXT_OUT;
+    if (v == e->g->nodes[i].out[0]) return EXT_HEAD;
+    for (int k = 0; k < f->n_members; k++) {
+        const ir_node *m = &e->g->nodes[f->members[k]];
+        if (m->out[0] != v) continue;
+        if (!strcmp(node_op_type(m), "Add")) return EXT_SUM;
+        if (!strcmp(node_op_type(m), "Sigmoid")) return EXT_SIG;
+    }
+    return -1;
+}
+
+/* Hands the observer value v as the extremes the kernel gathered in
+ * e->ext for `stage`: each thread's as the part it wrote, {NaN} once if no
+ * thread saw a finite value (EXEC_BY_EXTREMES).  An infinity in OUT's
+ * lanes (its fold skips only NaN) sends `stored` to the observer whole
+ * instead, which skips it. */
+static int observe_stage(executor *e, int v, int stage, const xt *stored)
+{
+    double t0 = e->prof ? now_s() : 0;
+    int threads = tp_nthreads(e->pool), rc = QK_OK, seen = 0, scan = 0;
+    xt p;
+    memset(&p, 0, sizeof p);
+    p.dtype = DT_FLOAT;
+    p.rank = 1;
+    for (int k = 0; k < threads && !scan; k++) {
+        const float *l = e->ext + (int64_t)k * EXT_FLOATS + stage * EXT_STAGE_FLOATS;
+        for (int i = 0; i < EXT_LANES; i++) scan |= isinf(l[i]) && l[i] < 0;
+        for (int i = 0; i < EXT_LANES; i++) scan |= isinf(l[EXT_LANES + i]) && l[EXT_LANES + i] > 0;
+    }
+    if (scan && stage == EXT_OUT) {
+        rc = e->observe(e->observe_arg, v, stored);
+        threads = 0;
+        seen = 1;
+    }
+    for (int k = 0; k < threads && rc == QK_OK; k++) {
+        const float *l = e->ext + (int64_t)k * EXT_FLOATS + stage * EXT_STAGE_FLOATS;
+        float pair[2] = {INFINITY, -INFINITY};
+        for (int i = 0; i < EXT_LANES; i++) {
+            pair[0] = l[i] < pair[0] ? l[i] : pair[0];
+            pair[1] = l[EXT_LANES + i] > pair[1] ? l[EXT_LANES + i] : pair[1];
+        }
+        if (!(pair[0] <= pair[1])) continue;
+        p.dims[0] = 2;
+        p.data = pair;
+        rc = e->observe_part(e->observe_arg, v, k, &p);
+        seen = 1;
+    }
+    if (rc == QK_OK && !seen) {
+        float none = NAN;
+        p.dims[0] = 1;
+        p.data = &none;
+        rc = e->observe_part(e->observe_arg, v, 0, &p);
+    }
+    if (e->prof) e->prof_observe += now_s() - t0;
+    return rc;
+}
+
+/* Hands the observer the extremes of x * s (s per image and channel of
+ * x), the output of a Mul folded into a Conv that cannot gather them
+ * itself: one scan of x, the product rounded as the Mul would. */
+static int observe_scaled(executor *e, int v, const xt *x, const xt *s)
+{
+    double t0 = e->prof ? now_s() : 0;
+    const float *xp = x->data, *sp = s->data;
+    int64_t planes = x->dims[0] * x->dims[1], plane = x->dims[2] * x->dims[3];
+    float pair[2] = {INFINITY, -INFINITY};
+    for (int64_t p = 0; p < planes; p++)
+        for (int64_t i = 0; i < plane; i++) {
+            float y = xp[p * plane + i] * sp[p];
+            if (!isfinite(y)) continue;
+            pair[0] = y < pair[0] ? y : pair[0];
+            pair[1] = y > pair[1] ? y : pair[1];
+        }
+    xt t;
+    memset(&t, 0, sizeof t);
+    t.dtype = DT_FLOAT;
+    t.rank = 1;
+    t.dims[0] = pair[0] <= pair[1] ? 2 : 1;
+    if (t.dims[0] == 1) pair[0] = NAN;
+    t.data = pair;
+    int rc = e->observe_part(e->observe_arg, v, 0, &t);
+    if (e->prof) e->prof_observe += now_s() - t0;
+    return rc;
+}
+
+/* The stages node i's op would gather for c with epilogue epi (NULL:
+ * none), by its op_prep hook; 0 without one. */
+static unsigned op_gathers(const executor *e, int i, op_ctx *c, const op_epilogue *epi)
+{
+    const op_prep *p = e->prep[i];
+    if (!p || !p->ext_stages || !e->ext) return 0;
+    const op_epilogue *keep = c->epi;
+    c->epi = epi;
+    unsigned st = p->ext_stages(c);
+    c->epi = keep;
+    return st;
 }
 
 /* For node i, the head of a chain whose intermediates the observer wants,
@@ -939,13 +1057,6 @@ static int run_node(executor *e, int i, qk_err *err)
     /* A fused chain writes its last value in place of out[0]. */
     const fusion *f = &e->fus[i];
     int fuse = f->n_members && outs[0] && outs[0]->dtype == DT_FLOAT, tail = 0;
-    if (fuse && e->observe) {
-        /* Observed: only when the chain's intermediates are not wanted;
-         * else the rest of the chain runs in a tail pass (exec_tail.h). */
-        for (int k = 0; k < f->n_inter && fuse; k++)
-            if (!e->want || e->want[f->inter[k]]) fuse = 0;
-        tail = !fuse;
-    }
     op_epilogue epi;
     if (fuse && f->residual >= 0) {
         const xt *r = &e->rt[f->residual];
@@ -955,6 +1066,24 @@ static int run_node(executor *e, int i, qk_err *err)
     if (fuse) {
         epi = f->epi;
         epi.residual = f->residual >= 0 ? &e->rt[f->residual] : NULL;
+    }
+    /* Stages (EXT_*) whose extremes the head gathers for the observer. */
+    unsigned stages = 0;
+    if (fuse && e->observe) {
+        /* Observed: only when the chain's intermediates are not wanted, or
+         * wanted as extremes the head gathers; else the rest of the chain
+         * runs in a tail pass (exec_tail.h). */
+        for (int k = 0; k < f->n_inter && fuse; k++) {
+            int v = f->inter[k], st = chain_stage(e, i, 1, v);
+            if (!wanted(e, v)) continue;
+            if (takes_extremes(e, v) && st >= 0) stages |= 1u << st;
+            else fuse = 0;
+        }
+        if (fuse && stages && (stages & ~op_gathers(e, i, &c, &epi))) fuse = 0;
+        tail = !fuse;
+        if (!fuse) stages = 0;
+    }
+    if (fuse) {
         e->rt[f->final] = *outs[0];
         outs[0] = &e->rt[f->final];
         c.epi = &epi;
@@ -980,6 +1109,28 @@ static int run_node(executor *e, int i, qk_err *err)
     }
     exec_tail tl;
     if (tail && (rc = tail_prepare(e, i, &tl, &tail, err))) return rc;
+    /* The stored output too, when the observer takes its extremes. */
+    int out_v = fuse ? f->final : n->out[0];
+    if (e->observe && !tail && !concat_done && outs[0] && outs[0]->dtype == DT_FLOAT && wanted(e, out_v) &&
+        takes_extremes(e, out_v) && (op_gathers(e, i, &c, c.epi) & 1u << EXT_OUT))
+        stages |= 1u << EXT_OUT;
+    /* The output of a Mul folded into this Conv, wanted as extremes (see
+     * scale_foldable): gathered as the Conv packs its scaled input. */
+    int sc_y = e->sc_on[i] && e->observe && wanted(e, n->in[0]) ? n->in[0] : -1;
+    if (sc_y >= 0) {
+        if (op_gathers(e, i, &c, c.epi) & 1u << EXT_IN) stages |= 1u << EXT_IN;
+        else if ((rc = observe_scaled(e, sc_y, &e->rt[e->sc_x[i]], &e->rt[e->sc_s[i]]))) return rc;
+    }
+    if (stages) {
+        for (int k = 0; k < tp_nthreads(e->pool); k++)
+            for (int s = 0; s < EXT_STAGES; s++)
+                for (int l = 0; l < EXT_LANES; l++) {
+                    e->ext[k * EXT_FLOATS + s * EXT_STAGE_FLOATS + l] = INFINITY;
+                    e->ext[k * EXT_FLOATS + s * EXT_STAGE_FLOATS + EXT_LANES + l] = -INFINITY;
+                }
+        c.ext = e->ext;
+        c.ext_stages = stages;
+    }
     double t0 = e->prof ? now_s() : 0;
     if (!concat_done && (rc = n->op->run(&c))) return rc;
     if (e->prof) {
@@ -992,8 +1143,24 @@ static int run_node(executor *e, int i, qk_err *err)
     for (int k = 0; k < n->n_out; k++) {
         int v = k == 0 && fuse ? f->final : n->out[k];
         if (v < 0) continue;
-        if (e->observe && !(tail && e->by_part && e->by_part[v]) && (rc = observe_whole(e, v, outs[k]))) return rc;
+        if (k == 0 && (stages & 1u << EXT_OUT) && c.ext_gathered) {
+            if ((rc = observe_stage(e, v, EXT_OUT, outs[0]))) return rc;
+        } else if (e->observe && !(tail && e->by_part && e->by_part[v]) && (rc = observe_whole(e, v, outs[k]))) {
+            return rc;
+        }
         if (e->last_use[v] <= i) release(e, v);
+    }
+    if (stages & ~(1u << EXT_OUT)) {
+        /* Values never stored (a fused chain's intermediates, a folded
+         * Mul's output): op_gathers said the kernel would gather them. */
+        if (!c.ext_gathered)
+            return qk_fail(err, QK_EINVAL, "%s node '%s': internal error: its kernel gathered none of the extremes "
+                           "it was to gather for calibration", node_op_type(n), node_name(n));
+        for (int k = 0; fuse && k < f->n_inter; k++) {
+            int v = f->inter[k], st = chain_stage(e, i, 1, v);
+            if (wanted(e, v) && st >= 0 && (rc = observe_stage(e, v, st, NULL))) return rc;
+        }
+        if ((stages & 1u << EXT_IN) && (rc = observe_stage(e, sc_y, EXT_IN, NULL))) return rc;
     }
     if (tail) {
         t0 = e->prof ? now_s() : 0;

@@ -58,13 +58,25 @@ void exec_set_observed_by_sample(executor *e, int ok);
  * non-zero to abort the run with that status. */
 typedef int (*exec_observe_part_fn)(void *arg, int value, int tid, const xt *part);
 
+/* How a value may be handed to exec_set_observed_by_part's fn. */
+enum {
+    EXEC_WHOLE = 0,         /* whole, to the observer set by exec_set_observer */
+    EXEC_BY_PART = 1,       /* in parts, each part's values */
+    /* In parts, where the executor finds it cheaper each part as just its
+     * extremes: the 1-D tensor {min, max} of its finite values, or {NaN}
+     * when it holds none -- for observers that promise the same range from
+     * that (QK_OBSERVER_EXTREMES), whose parts can then be gathered as
+     * the kernels compute them rather than scanned again. */
+    EXEC_BY_EXTREMES = 2
+};
+
 /* Lets the executor hand the current observer the values v with
- * by_part[v] != 0 (one entry per graph value; borrowed until the next
- * exec_set_observer, which resets it) in parts through fn instead of whole:
- * for order-free per-tensor observers (QK_OBSERVER_SHARDABLE).  The parts
- * cover each value once.  A chain whose intermediates the observer wants
- * (see exec_set_observed) then runs its element-wise tail a cache-sized
- * piece at a time and has each piece observed while in cache. */
+ * by_part[v] != EXEC_WHOLE (one entry per graph value; borrowed until the
+ * next exec_set_observer, which resets it) in parts through fn instead of
+ * whole: for order-free per-tensor observers (QK_OBSERVER_SHARDABLE).  The
+ * parts cover each value once.  A chain whose intermediates the observer
+ * wants (see exec_set_observed) then runs its element-wise tail a
+ * cache-sized piece at a time and has each piece observed while in cache. */
 void exec_set_observed_by_part(executor *e, exec_observe_part_fn fn, const char *by_part);
 
 /* The executor's thread pool, idle between kernels: an observer may split

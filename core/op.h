@@ -37,6 +37,13 @@ typedef struct op_ctx {
     /* Set by the executor for ops with an op_prep row, NULL otherwise: */
     void *state;                 /* what prepare() made for this node */
     const op_epilogue *epi;      /* epilogue run() must apply to out[0] */
+    /* Calibration, or NULL: per pool thread, lanes for the extremes of
+     * the epilogue's stages ext_stages, as sgemm_epi.ext (sgemm.h)
+     * describes them.  An op that gathers them as it writes sets
+     * ext_gathered (op_prep.ext_stages says in advance whether it will). */
+    float *ext;
+    unsigned ext_stages;
+    int ext_gathered;
     /* Conv only: in[0] is to be read as in[0] * in_scale, in_scale being
      * [N, C, 1, 1] (a squeeze-excitation Mul the executor folded in). */
     const xt *in_scale;
@@ -64,12 +71,17 @@ typedef struct op_def {
  *    c->state.  run() must check that the state still matches its inputs
  *    and ignore it otherwise.  Returns QK_OK or an error (QK_ENOMEM).
  *  - release frees a state (never called with NULL).
- *  - fuses: run() applies c->epi when the executor sets it. */
+ *  - fuses: run() applies c->epi when the executor sets it.
+ *  - ext_stages, optional: the stages (1 << EXT_*, sgemm.h) whose
+ *    extremes run() would gather for c as it is (inputs, state, epi), so
+ *    that the executor may leave a chain fused whose values it could not
+ *    otherwise see. */
 typedef struct op_prep {
     const char *name;
     int (*prepare)(op_ctx *c, void **state);
     void (*release)(void *state);
     int fuses;
+    unsigned (*ext_stages)(op_ctx *c);
 } op_prep;
 
 /* The hooks for op_type, or NULL. */

@@ -61,6 +61,9 @@ typedef struct kernel {
     int simd;             /* the AVX2 helpers may be used */
     /* The packed-A engine's tile kernel (see sgemm_packed): rows <= mr. */
     void (*tile)(int rows, const struct ptile *t);
+    /* Optional: the same, also folding the values of a last K block into
+     * t->ext in registers (sgemm_epi.ext); else they are folded after. */
+    void (*tile_ext)(int rows, const struct ptile *t);
 } kernel;
 
 /* ---------------------------------------------------------------- kernels */
@@ -288,6 +291,8 @@ typedef struct ptile {
     const float *bias;        /* bias of the tile's first row, or NULL */
     int first, last, clamp, silu;
     float alo, ahi;
+    float *ext;               /* tile_ext: this thread's lanes (EXT_FLOATS) */
+    unsigned ext_stages;      /* ... of the stages 1 << EXT_* */
 } ptile;
 
 static void tile_c(int rows, const ptile *t)
@@ -318,9 +323,24 @@ static void tile_c(int rows, const ptile *t)
 }
 
 #ifdef HAVE_X86
-/* AVX-512: R (<= 12) rows x 32 columns, accumulators in 24 registers. */
+/* Folds lanes m of x into (lo, hi): any but NaN (min(x, lo) is lo when x
+ * is NaN), or with FINITE only finite ones. */
 __attribute__((target("avx512f"), always_inline))
-static inline void tile512(const int R, const ptile *t)
+static inline void fold512(__m512 *lo, __m512 *hi, __m512 x, __mmask16 m, const int FINITE)
+{
+    if (FINITE) m = _mm512_mask_cmp_ps_mask(m, _mm512_abs_ps(x), _mm512_set1_ps(INFINITY), _CMP_LT_OQ);
+    *lo = _mm512_mask_min_ps(*lo, m, x, *lo);
+    *hi = _mm512_mask_max_ps(*hi, m, x, *hi);
+}
+
+/* AVX-512: R (<= 12) rows x 32 columns, accumulators in 24 registers.
+ * EXT (a last K block): the stages 1 << EXT_* in EXT are also folded into
+ * t->ext's lanes as the values leave the registers, where an observer
+ * would read them all again (or could not: a fused chain stores only
+ * OUT).  Named variables: an array of them ended up on the stack, and
+ * every fold then waited for the previous one's store. */
+__attribute__((target("avx512f"), always_inline))
+static inline void tile512(const int R, const unsigned EXT, const ptile *t)
 {
     const int64_t as = t->as;
     __m512 acc0[12], acc1[12];
@@ -349,6 +369,29 @@ static inline void tile512(const int R, const ptile *t)
     float *c = t->c;
     const float *r = t->r;
     const int64_t d = t->delta;
+    __m512 o_lo = _mm512_setzero_ps(), o_hi = o_lo, h_lo = o_lo, h_hi = o_lo, s_lo = o_lo, s_hi = o_lo;
+    __m512 g_lo = o_lo, g_hi = o_lo;
+    const __mmask16 v0 = lo0 | hi0, v1 = lo1 | hi1;
+#define EXT_AT(S) (t->ext + (S) * EXT_STAGE_FLOATS)
+#define EXT_LOAD(S, lo, hi)                              \
+    if (EXT & 1u << (S)) {                               \
+        lo = _mm512_loadu_ps(EXT_AT(S));                 \
+        hi = _mm512_loadu_ps(EXT_AT(S) + EXT_LANES);     \
+    }
+#define EXT_STORE(S, lo, hi)                             \
+    if (EXT & 1u << (S)) {                               \
+        _mm512_storeu_ps(EXT_AT(S), lo);                 \
+        _mm512_storeu_ps(EXT_AT(S) + EXT_LANES, hi);     \
+    }
+#define EXT_FOLD(S, lo, hi, a, b, FINITE)                \
+    if (EXT & 1u << (S)) {                               \
+        fold512(&lo, &hi, a, v0, FINITE);                \
+        fold512(&lo, &hi, b, v1, FINITE);                \
+    }
+    EXT_LOAD(EXT_OUT, o_lo, o_hi)
+    EXT_LOAD(EXT_HEAD, h_lo, h_hi)
+    EXT_LOAD(EXT_SUM, s_lo, s_hi)
+    EXT_LOAD(EXT_SIG, g_lo, g_hi)
 #pragma GCC unroll 12
     for (int i = 0; i < R; i++) {
         __m512 x0 = acc0[i], x1 = acc1[i];
@@ -367,6 +410,7 @@ static inline void tile512(const int R, const ptile *t)
                 x0 = _mm512_add_ps(x0, bv);
                 x1 = _mm512_add_ps(x1, bv);
             }
+            EXT_FOLD(EXT_HEAD, h_lo, h_hi, x0, x1, 1)
             if (r) {
                 if (simple) {
                     x0 = _mm512_add_ps(x0, _mm512_loadu_ps(r));
@@ -377,6 +421,7 @@ static inline void tile512(const int R, const ptile *t)
                 }
                 r += t->ldc;
             }
+            EXT_FOLD(EXT_SUM, s_lo, s_hi, x0, x1, 1)
             if (t->clamp) {
                 /* max(lo, x) then min(hi, .): a NaN x is the second
                  * operand both times, so it passes through. */
@@ -384,10 +429,13 @@ static inline void tile512(const int R, const ptile *t)
                 x1 = _mm512_min_ps(vhi, _mm512_max_ps(vlo, x1));
             }
             if (t->silu) {
-                x0 = _mm512_mul_ps(x0, qk_sigmoid512(x0));
-                x1 = _mm512_mul_ps(x1, qk_sigmoid512(x1));
+                __m512 g0 = qk_sigmoid512(x0), g1 = qk_sigmoid512(x1);
+                EXT_FOLD(EXT_SIG, g_lo, g_hi, g0, g1, 0)
+                x0 = _mm512_mul_ps(x0, g0);
+                x1 = _mm512_mul_ps(x1, g1);
             }
         }
+        EXT_FOLD(EXT_OUT, o_lo, o_hi, x0, x1, 0)
         if (simple) {
             _mm512_storeu_ps(c, x0);
             _mm512_storeu_ps(c + 16, x1);
@@ -402,20 +450,64 @@ static inline void tile512(const int R, const ptile *t)
         }
         c += t->ldc;
     }
+    EXT_STORE(EXT_OUT, o_lo, o_hi)
+    EXT_STORE(EXT_HEAD, h_lo, h_hi)
+    EXT_STORE(EXT_SUM, s_lo, s_hi)
+    EXT_STORE(EXT_SIG, g_lo, g_hi)
+#undef EXT_FOLD
+#undef EXT_STORE
+#undef EXT_LOAD
+#undef EXT_AT
 }
 
 __attribute__((target("avx512f")))
 static void tile_avx512(int rows, const ptile *t)
 {
     switch (rows) {
-    case 1: tile512(1, t); break; case 2: tile512(2, t); break;
-    case 3: tile512(3, t); break; case 4: tile512(4, t); break;
-    case 5: tile512(5, t); break; case 6: tile512(6, t); break;
-    case 7: tile512(7, t); break; case 8: tile512(8, t); break;
-    case 9: tile512(9, t); break; case 10: tile512(10, t); break;
-    case 11: tile512(11, t); break; default: tile512(12, t); break;
+    case 1: tile512(1, 0, t); break; case 2: tile512(2, 0, t); break;
+    case 3: tile512(3, 0, t); break; case 4: tile512(4, 0, t); break;
+    case 5: tile512(5, 0, t); break; case 6: tile512(6, 0, t); break;
+    case 7: tile512(7, 0, t); break; case 8: tile512(8, 0, t); break;
+    case 9: tile512(9, 0, t); break; case 10: tile512(10, 0, t); break;
+    case 11: tile512(11, 0, t); break; default: tile512(12, 0, t); break;
     }
 }
+
+/* The stage sets chains ask for: the output alone; with the conv's own
+ * value (+ the sum: residual chains); SiLU's.  A set is served by the
+ * first listed superset; the extra lanes are folded and ignored. */
+#define EXT_O (1u << EXT_OUT)
+#define EXT_OH (EXT_O | 1u << EXT_HEAD)
+#define EXT_OHS (EXT_OH | 1u << EXT_SUM)
+#define EXT_OHG (EXT_OH | 1u << EXT_SIG)
+#define EXT_OHSG (EXT_OHS | 1u << EXT_SIG)
+#define TILE_ROWS(M)                                                                  \
+    switch (rows) {                                                                   \
+    case 1: tile512(1, M, t); break; case 2: tile512(2, M, t); break;                 \
+    case 3: tile512(3, M, t); break; case 4: tile512(4, M, t); break;                 \
+    case 5: tile512(5, M, t); break; case 6: tile512(6, M, t); break;                 \
+    case 7: tile512(7, M, t); break; case 8: tile512(8, M, t); break;                 \
+    case 9: tile512(9, M, t); break; case 10: tile512(10, M, t); break;               \
+    case 11: tile512(11, M, t); break; default: tile512(12, M, t); break;             \
+    }
+
+__attribute__((target("avx512f")))
+static void tile_avx512_ext(int rows, const ptile *t)
+{
+    unsigned m = t->ext_stages;
+    if (!(m & ~EXT_O)) {
+        TILE_ROWS(EXT_O)
+    } else if (!(m & ~EXT_OH)) {
+        TILE_ROWS(EXT_OH)
+    } else if (!(m & ~EXT_OHS)) {
+        TILE_ROWS(EXT_OHS)
+    } else if (!(m & ~EXT_OHG)) {
+        TILE_ROWS(EXT_OHG)
+    } else {
+        TILE_ROWS(EXT_OHSG)
+    }
+}
+#undef TILE_ROWS
 
 /* AVX2: R (<= 6) rows x 16 columns. */
 __attribute__((target("avx2,fma"), always_inline))
@@ -507,12 +599,12 @@ static void tile_avx2(int rows, const ptile *t)
 }
 #endif
 
-static const kernel k_c = {"c", C_MR, C_NR, 256, 128, 2048, uk_c_packed, uk_c_rows, NULL, 0, tile_c};
+static const kernel k_c = {"c", C_MR, C_NR, 256, 128, 2048, uk_c_packed, uk_c_rows, NULL, 0, tile_c, NULL};
 #ifdef HAVE_X86
 static const kernel k_avx2 = {"avx2", 6, 16, 256, 144, 2048, uk_avx2_packed, uk_avx2_rows,
-                               uk_avx2_edge, 1, tile_avx2};
+                               uk_avx2_edge, 1, tile_avx2, NULL};
 static const kernel k_avx512 = {"avx512", 12, 32, 256, 144, 2048, uk_avx512_packed, uk_avx512_rows,
-                                 uk_avx512_edge, 1, tile_avx512};
+                                 uk_avx512_edge, 1, tile_avx512, tile_avx512_ext};
 #endif
 
 static const kernel *active;
@@ -822,6 +914,31 @@ int64_t sgemm_pa_depth(const sgemm_pa *pa) { return pa->K; }
 int sgemm_pa_nr(const sgemm_pa *pa) { return pa->kn->nr; }
 const char *sgemm_isa(void) { return get_kernel()->name; }
 
+/* ---------------------------------------------- extremes of what is written */
+
+/* A tile as written: `rows` rows ldc apart, each n0 values at the row's
+ * start and n1 more `delta` further on (the next image's columns). */
+typedef struct tile_out {
+    const float *c;
+    int64_t ldc, delta, n0, n1;
+    int rows;
+} tile_out;
+
+/* For kernels without tile_ext: folds the tile's finite values into lane
+ * 0 of a thread's OUT extremes (sgemm_epi.ext) after the store, from L1. */
+static void fold_tile(float *lanes, const tile_out *t)
+{
+    for (int r = 0; r < t->rows; r++)
+        for (int part = 0; part < 2; part++) {
+            const float *x = t->c + r * t->ldc + (part ? t->delta + t->n0 : 0);
+            for (int64_t i = 0, n = part ? t->n1 : t->n0; i < n; i++)
+                if (isfinite(x[i])) {
+                    lanes[0] = x[i] < lanes[0] ? x[i] : lanes[0];
+                    lanes[EXT_LANES] = x[i] > lanes[EXT_LANES] ? x[i] : lanes[EXT_LANES];
+                }
+        }
+}
+
 typedef struct pjob {
     const sgemm_pa *A;
     int64_t N;
@@ -851,7 +968,8 @@ static void packed_task(void *arg, int64_t t0, int64_t t1, int tid)
         float sb[MAX_NR * 256] __attribute__((aligned(ALIGN)));
         for (int64_t pc = 0; pc < A->K; pc += A->kc) {
             int64_t kc = A->K - pc < A->kc ? A->K - pc : A->kc;
-            if (pb) j->pack_b(j->arg, pc, kc, j0, nc, NR, pb->b);
+            float *own = ep && ep->ext ? ep->ext + (int64_t)tid * EXT_FLOATS : NULL;
+            if (pb) j->pack_b(j->arg, pc, kc, j0, nc, NR, pb->b, own);
             const float *ablk = A->data + pc * A->Mp;
             int first = pc == 0, last = pc + kc >= A->K;
             /* Panel by panel, each across the block's slivers: the A panel
@@ -863,7 +981,7 @@ static void packed_task(void *arg, int64_t t0, int64_t t1, int tid)
                 int rows = (int)(i1 - ir < MR ? i1 - ir : MR);
                 for (int64_t jr = 0; jr < nc; jr += NR) {
                     int64_t col = j0 + jr, valid = nc - jr < NR ? nc - jr : NR;
-                    if (!pb) j->pack_b(j->arg, pc, kc, col, valid, NR, sb);
+                    if (!pb) j->pack_b(j->arg, pc, kc, col, valid, NR, sb, own);
                     int64_t img = col / j->seg, pos = col % j->seg;
                     int64_t split = j->seg - pos;
                     uint32_t vmask = valid >= 32 ? 0xffffffffu : (1u << valid) - 1;
@@ -876,7 +994,12 @@ static void packed_task(void *arg, int64_t t0, int64_t t1, int tid)
                                 .bias = ep && ep->bias ? ep->bias + ir : NULL, .first = first, .last = last,
                                 .clamp = ep && ep->clamp, .silu = ep && ep->silu, .alo = ep ? ep->lo : 0,
                                 .ahi = ep ? ep->hi : 0};
-                    kn->tile(rows, &tl);
+                    /* EXT_IN is the packer's; the tile gathers the rest. */
+                    unsigned tile_stages = ep ? ep->ext_stages & ~(1u << EXT_IN) : 0;
+                    float *lanes = last && tile_stages ? own : NULL;
+                    tl.ext = lanes;
+                    tl.ext_stages = tile_stages;
+                    (lanes && kn->tile_ext && !ep->post ? kn->tile_ext : kn->tile)(rows, &tl);
                     if (last && ep && ep->post)
                         for (int r = 0; r < rows; r++) {
                             float *cr = tl.c + r * j->ldc;
@@ -884,10 +1007,21 @@ static void packed_task(void *arg, int64_t t0, int64_t t1, int tid)
                             ep->post(cr, n0);
                             if (n0 < valid) ep->post(cr + tl.delta + n0, valid - n0);
                         }
+                    if (lanes && (tile_stages & 1u << EXT_OUT) && (!kn->tile_ext || ep->post)) {
+                        int64_t n0 = split < valid ? split : valid;
+                        tile_out to = {tl.c, j->ldc, tl.delta, n0, valid - n0, rows};
+                        fold_tile(lanes, &to);
+                    }
                 }
             }
         }
     }
+}
+
+unsigned sgemm_ext_stages(const sgemm_pa *A)
+{
+    /* Without tile_ext, fold_tile after each tile: what is stored. */
+    return A->kn->tile_ext ? (1u << EXT_STAGES) - 1 - (1u << EXT_IN) : 1u << EXT_OUT;
 }
 
 int sgemm_packed(const sgemm_pa *A, int64_t N, sgemm_pack_b_fn pack_b, void *arg, float *C,

@@ -40,9 +40,10 @@ const char *sgemm_isa(void);
  * slivers of nr columns: sliver s (columns j0 + s*nr ..) is kc x nr floats,
  * k-major, at dst + s * nr * kc; columns past nc in the last sliver must be
  * zero.  dst is 64-byte aligned.  Called from pool threads concurrently
- * (disjoint dst). */
+ * (disjoint dst).  lanes: the calling thread's extremes (sgemm_epi.ext),
+ * or NULL; a packer that computes B may fold it into stage EXT_IN. */
 typedef void (*sgemm_pack_b_fn)(void *arg, int64_t k0, int64_t kc, int64_t j0, int64_t nc, int nr,
-                                float *dst);
+                                float *dst, float *lanes);
 
 /* Applied to each element of C = A.B once complete, in this order:
  * + bias[row], + res (laid out like C), clamp to [lo, hi] (NaN passes),
@@ -55,7 +56,34 @@ typedef struct sgemm_epi {
     float lo, hi;
     int silu;
     void (*post)(float *x, int64_t n);
+    /* Calibration, or NULL: the extremes of the epilogue's stages in
+     * ext_stages (1 << EXT_*) are folded into pool thread tid's lanes at
+     * ext + tid * EXT_FLOATS as the values leave the kernel, instead of
+     * an observer scanning them again (see EXT_* below). */
+    float *ext;
+    unsigned ext_stages;
 } sgemm_epi;
+
+/* The values of an epilogue y = act(A.B + bias + residual) whose extremes
+ * a kernel can gather.  Each stage's lanes are lo[16] then hi[16] (start
+ * them at +inf and -inf).  HEAD and SUM take only finite values.  SIG and
+ * OUT skip NaN (min(x, lo) is lo for a NaN x) but not infinities: a
+ * sigmoid is finite whatever its input, and an infinity in OUT's lanes
+ * tells the caller to scan the stored output instead. */
+enum {
+    EXT_OUT,       /* what is stored */
+    EXT_HEAD,      /* A.B + bias */
+    EXT_SUM,       /* ... + residual */
+    EXT_SIG,       /* SiLU's sigmoid of that */
+    EXT_IN,        /* B as pack_b computes it (finite values only) */
+    EXT_STAGES
+};
+#define EXT_LANES 16
+#define EXT_STAGE_FLOATS (2 * EXT_LANES)
+#define EXT_FLOATS (EXT_STAGES * EXT_STAGE_FLOATS)
+
+/* The stages (1 << EXT_*) sgemm_packed gathers for A's kernel. */
+unsigned sgemm_ext_stages(const sgemm_pa *A);
 
 /* C = epi(A.B) for packed A (M x K) and B (K x N) from pack_b.  Column j
  * of C is at C + (j / seg) * seg_stride + j % seg, row i at + i * ldc:

@@ -9,6 +9,7 @@ Suite *onnx_io_suite(void);
 Suite *ir_suite(void);
 Suite *executor_suite(void);
 Suite *exec_tail_suite(void);
+Suite *exec_extremes_suite(void);
 Suite *npy_suite(void);
 Suite *sgemm_suite(void);
 Suite *fast_paths_suite(void);

@@ -9,6 +9,7 @@ int main(void)
     srunner_add_suite(sr, ir_suite());
     srunner_add_suite(sr, executor_suite());
     srunner_add_suite(sr, exec_tail_suite());
+    srunner_add_suite(sr, exec_extremes_suite());
     srunner_add_suite(sr, npy_suite());
     srunner_add_suite(sr, sgemm_suite());
     srunner_add_suite(sr, fast_paths_suite());

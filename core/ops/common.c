@@ -259,7 +259,7 @@ void op_apply_epilogue(const op_epilogue *ep, float *y, const float *res, int64_
 /* ------------------------------------------------------------ executor hooks */
 
 static const op_prep preps[] = {
-    {"Conv", conv_prepare, conv_release, 1},
+    {"Conv", conv_prepare, conv_release, 1, conv_ext_stages},
 };
 
 const op_prep *op_prep_lookup(const char *op_type)

@@ -966,6 +966,8 @@ typedef struct dw_job {
     const op_epilogue *epi;     /* what is left after the clamp and SiLU, or NULL */
     float lo, hi;
     int silu;                   /* x * sigmoid(x) in registers, after the clamp */
+    float *ext;                 /* op_ctx.ext: lanes for the extremes (sgemm.h's EXT_*), or NULL */
+    unsigned ext_stages;        /* ... of these stages */
 } dw_job;
 
 static int dw_fast_ok(const conv_geom *g)
@@ -994,6 +996,63 @@ static inline uint32_t dw_mask(int64_t base, int64_t W, int n)
  * single row's dependent FMAs are not. */
 #define DW_ROWS 4
 
+/* A thread's extremes while a depthwise kernel runs (op_ctx.ext; the
+ * stages and their rules are sgemm.h's EXT_*): in registers, loaded before
+ * a plane or group and stored after it. */
+typedef struct dw_ext {
+    unsigned stages;            /* 0: gather nothing */
+    __m512 o_lo, o_hi, h_lo, h_hi, g_lo, g_hi;
+} dw_ext;
+
+__attribute__((target("avx512f"), always_inline))
+static inline void dw_fold(__m512 *lo, __m512 *hi, __m512 v, __mmask16 m, const int finite)
+{
+    if (finite) m = _mm512_mask_cmp_ps_mask(m, _mm512_abs_ps(v), _mm512_set1_ps(INFINITY), _CMP_LT_OQ);
+    *lo = _mm512_mask_min_ps(*lo, m, v, *lo);
+    *hi = _mm512_mask_max_ps(*hi, m, v, *hi);
+}
+
+__attribute__((target("avx512f"), always_inline))
+static inline void dw_ext_load(dw_ext *e, unsigned stages, const float *lanes)
+{
+    e->stages = lanes ? stages : 0;
+    e->o_lo = e->o_hi = e->h_lo = e->h_hi = e->g_lo = e->g_hi = _mm512_setzero_ps();
+    if (!lanes) return;
+    const float *at[3] = {lanes + EXT_OUT * EXT_STAGE_FLOATS, lanes + EXT_HEAD * EXT_STAGE_FLOATS,
+                          lanes + EXT_SIG * EXT_STAGE_FLOATS};
+    if (e->stages & 1u << EXT_OUT) e->o_lo = _mm512_loadu_ps(at[0]), e->o_hi = _mm512_loadu_ps(at[0] + EXT_LANES);
+    if (e->stages & 1u << EXT_HEAD) e->h_lo = _mm512_loadu_ps(at[1]), e->h_hi = _mm512_loadu_ps(at[1] + EXT_LANES);
+    if (e->stages & 1u << EXT_SIG) e->g_lo = _mm512_loadu_ps(at[2]), e->g_hi = _mm512_loadu_ps(at[2] + EXT_LANES);
+}
+
+__attribute__((target("avx512f"), always_inline))
+static inline void dw_ext_store(const dw_ext *e, float *lanes)
+{
+    float *at[3] = {lanes + EXT_OUT * EXT_STAGE_FLOATS, lanes + EXT_HEAD * EXT_STAGE_FLOATS,
+                    lanes + EXT_SIG * EXT_STAGE_FLOATS};
+    if (e->stages & 1u << EXT_OUT) _mm512_storeu_ps(at[0], e->o_lo), _mm512_storeu_ps(at[0] + EXT_LANES, e->o_hi);
+    if (e->stages & 1u << EXT_HEAD) _mm512_storeu_ps(at[1], e->h_lo), _mm512_storeu_ps(at[1] + EXT_LANES, e->h_hi);
+    if (e->stages & 1u << EXT_SIG) _mm512_storeu_ps(at[2], e->g_lo), _mm512_storeu_ps(at[2] + EXT_LANES, e->g_hi);
+}
+
+/* The activation of a depthwise output vector v (acc with the bias) and
+ * its store, lanes m of it, folding the stages e gathers. */
+__attribute__((target("avx512f"), always_inline))
+static inline void dw_finish(const int SILU, __m512 acc, __m512 vlo, __m512 vhi, float *y, __mmask16 m, int full,
+                             dw_ext *e)
+{
+    if (e->stages & 1u << EXT_HEAD) dw_fold(&e->h_lo, &e->h_hi, acc, m, 1);
+    __m512 v = _mm512_min_ps(vhi, _mm512_max_ps(vlo, acc));
+    if (SILU) {
+        __m512 g = qk_sigmoid512(v);
+        if (e->stages & 1u << EXT_SIG) dw_fold(&e->g_lo, &e->g_hi, g, m, 0);
+        v = _mm512_mul_ps(v, g);
+    }
+    if (full) _mm512_storeu_ps(y, v);
+    else _mm512_mask_storeu_ps(y, m, v);
+    if (e->stages & 1u << EXT_OUT) dw_fold(&e->o_lo, &e->o_hi, v, m, 0);
+}
+
 /* One block of DW_ROWS output rows x 16 columns whose taps all fall
  * inside the plane (x0: the input under tap (0, 0) of its first output):
  * no masks and no bounds tests, so the unrolled taps are straight-line
@@ -1001,7 +1060,8 @@ static inline uint32_t dw_mask(int64_t base, int64_t W, int n)
  * the tests of the border code cost more than the FMAs. */
 __attribute__((target("avx512f"), always_inline))
 static inline void dw_block_inner(const int K, const int S, const int SILU, const float *x0, int64_t W,
-                                  const float *w, __m512 vb, __m512 vlo, __m512 vhi, float *y, int64_t OW)
+                                  const float *w, __m512 vb, __m512 vlo, __m512 vhi, float *y, int64_t OW,
+                                  dw_ext *e)
 {
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const int IN_ROWS = (DW_ROWS - 1) * S + K;
@@ -1023,10 +1083,7 @@ static inline void dw_block_inner(const int K, const int S, const int SILU, cons
         }
     }
 #pragma GCC unroll 4
-    for (int r = 0; r < DW_ROWS; r++) {
-        __m512 v = _mm512_min_ps(vhi, _mm512_max_ps(vlo, acc[r]));
-        _mm512_storeu_ps(y + r * OW, SILU ? _mm512_mul_ps(v, qk_sigmoid512(v)) : v);
-    }
+    for (int r = 0; r < DW_ROWS; r++) dw_finish(SILU, acc[r], vlo, vhi, y + r * OW, 0xffff, 1, e);
 }
 
 /* One plane with compile-time kernel size K x K and stride S (both axes),
@@ -1035,8 +1092,10 @@ static inline void dw_block_inner(const int K, const int S, const int SILU, cons
  * border blocks load under masks and skip the rows outside. */
 __attribute__((target("avx512f"), always_inline))
 static inline void dw_plane_k(const int K, const int S, const int SILU, const dw_job *j, const float *x,
-                              const float *w, float bias, float *y)
+                              const float *w, float bias, float *y, float *lanes)
 {
+    dw_ext e;
+    dw_ext_load(&e, j->ext_stages, lanes);
     const conv_geom *g = j->g;
     const int64_t H = g->in[1], W = g->in[2], OH = g->out[1], OW = g->out[2];
     const int64_t PT = g->pb[1], PL = g->pb[2];
@@ -1072,7 +1131,7 @@ static inline void dw_plane_k(const int K, const int S, const int SILU, const dw
             if (rows_in && ow0 == c_lo && c_hi > c_lo) {
                 for (; ow0 < c_hi; ow0 += 16)
                     dw_block_inner(K, S, SILU, x + top * W + ow0 * S - PL, W, w, vb, vlo, vhi, y + oh0 * OW + ow0,
-                                   OW);
+                                   OW, &e);
                 continue;
             }
             int n = (int)(OW - ow0 < 16 ? OW - ow0 : 16);
@@ -1109,33 +1168,31 @@ static inline void dw_plane_k(const int K, const int S, const int SILU, const dw
             int nr = (int)(OH - oh0 < DW_ROWS ? OH - oh0 : DW_ROWS);
 #pragma GCC unroll 4
             for (int r = 0; r < DW_ROWS; r++)
-                if (r < nr) {
-                    __m512 v = _mm512_min_ps(vhi, _mm512_max_ps(vlo, acc[r]));
-                    _mm512_mask_storeu_ps(y + (oh0 + r) * OW + ow0, om, SILU ? _mm512_mul_ps(v, qk_sigmoid512(v)) : v);
-                }
+                if (r < nr) dw_finish(SILU, acc[r], vlo, vhi, y + (oh0 + r) * OW + ow0, om, 0, &e);
             ow0 += 16;
         }
     }
+    if (lanes) dw_ext_store(&e, lanes);
 }
 
 __attribute__((target("avx512f")))
-static void dw_plane_avx512(const dw_job *j, const float *x, const float *w, float bias, float *y)
+static void dw_plane_avx512(const dw_job *j, const float *x, const float *w, float bias, float *y, float *lanes)
 {
     const conv_geom *g = j->g;
     int K = (int)g->k[2], S = (int)g->str[2];
     switch ((K * 4 + S) * 2 + (j->silu != 0)) {
-    case (3 * 4 + 1) * 2: dw_plane_k(3, 1, 0, j, x, w, bias, y); break;
-    case (3 * 4 + 2) * 2: dw_plane_k(3, 2, 0, j, x, w, bias, y); break;
-    case (5 * 4 + 1) * 2: dw_plane_k(5, 1, 0, j, x, w, bias, y); break;
-    case (5 * 4 + 2) * 2: dw_plane_k(5, 2, 0, j, x, w, bias, y); break;
-    case (7 * 4 + 1) * 2: dw_plane_k(7, 1, 0, j, x, w, bias, y); break;
-    case (7 * 4 + 2) * 2: dw_plane_k(7, 2, 0, j, x, w, bias, y); break;
-    case (3 * 4 + 1) * 2 + 1: dw_plane_k(3, 1, 1, j, x, w, bias, y); break;
-    case (3 * 4 + 2) * 2 + 1: dw_plane_k(3, 2, 1, j, x, w, bias, y); break;
-    case (5 * 4 + 1) * 2 + 1: dw_plane_k(5, 1, 1, j, x, w, bias, y); break;
-    case (5 * 4 + 2) * 2 + 1: dw_plane_k(5, 2, 1, j, x, w, bias, y); break;
-    case (7 * 4 + 1) * 2 + 1: dw_plane_k(7, 1, 1, j, x, w, bias, y); break;
-    default: dw_plane_k(7, 2, 1, j, x, w, bias, y); break;
+    case (3 * 4 + 1) * 2: dw_plane_k(3, 1, 0, j, x, w, bias, y, lanes); break;
+    case (3 * 4 + 2) * 2: dw_plane_k(3, 2, 0, j, x, w, bias, y, lanes); break;
+    case (5 * 4 + 1) * 2: dw_plane_k(5, 1, 0, j, x, w, bias, y, lanes); break;
+    case (5 * 4 + 2) * 2: dw_plane_k(5, 2, 0, j, x, w, bias, y, lanes); break;
+    case (7 * 4 + 1) * 2: dw_plane_k(7, 1, 0, j, x, w, bias, y, lanes); break;
+    case (7 * 4 + 2) * 2: dw_plane_k(7, 2, 0, j, x, w, bias, y, lanes); break;
+    case (3 * 4 + 1) * 2 + 1: dw_plane_k(3, 1, 1, j, x, w, bias, y, lanes); break;
+    case (3 * 4 + 2) * 2 + 1: dw_plane_k(3, 2, 1, j, x, w, bias, y, lanes); break;
+    case (5 * 4 + 1) * 2 + 1: dw_plane_k(5, 1, 1, j, x, w, bias, y, lanes); break;
+    case (5 * 4 + 2) * 2 + 1: dw_plane_k(5, 2, 1, j, x, w, bias, y, lanes); break;
+    case (7 * 4 + 1) * 2 + 1: dw_plane_k(7, 1, 1, j, x, w, bias, y, lanes); break;
+    default: dw_plane_k(7, 2, 1, j, x, w, bias, y, lanes); break;
     }
 }
 #endif
@@ -1148,7 +1205,8 @@ static void dw_task(void *arg, int64_t p0, int64_t p1, int tid)
     for (int64_t p = p0; p < p1; p++) {
         int64_t ch = p % g->c;
         float *yp = j->y + p * g->out_sz;
-        dw_plane_avx512(j, j->x + p * g->in_sz, j->w + ch * g->k_sz, j->bias ? j->bias[ch] : 0.0f, yp);
+        dw_plane_avx512(j, j->x + p * g->in_sz, j->w + ch * g->k_sz, j->bias ? j->bias[ch] : 0.0f, yp,
+                        j->ext ? j->ext + (int64_t)tid * EXT_FLOATS : NULL);
         if (j->epi) op_apply_epilogue(j->epi, yp, j->res ? j->res + p * g->out_sz : NULL, g->out_sz);
     }
 #endif
@@ -1172,6 +1230,8 @@ typedef struct dws_job {
     float *y;
     float lo, hi;
     int silu;
+    float *ext;              /* op_ctx.ext: lanes for the extremes (sgemm.h's EXT_*), or NULL */
+    unsigned ext_stages;     /* ... of these stages */
     int64_t wp, hp;          /* padded plane */
     float *buf;              /* per thread: wp*hp + out_sz vectors of 16 */
     size_t per_thread;
@@ -1224,7 +1284,7 @@ static inline void transpose16(__m512 *r)
 
 /* One group of 16 channels with compile-time kernel size K. */
 __attribute__((target("avx512f"), always_inline))
-static inline void dws_group_k(const int K, const dws_job *j, int64_t grp, float *tb)
+static inline void dws_group_k(const int K, const dws_job *j, int64_t grp, float *tb, float *lanes)
 {
     const conv_geom *g = j->g;
     const int64_t H = g->in[1], W = g->in[2], OH = g->out[1], OW = g->out[2], S = g->str[2];
@@ -1264,6 +1324,8 @@ static inline void dws_group_k(const int K, const dws_job *j, int64_t grp, float
         vb = _mm512_loadu_ps(tmp);
     }
     const __m512 vlo = _mm512_set1_ps(j->lo), vhi = _mm512_set1_ps(j->hi);
+    dw_ext e;
+    dw_ext_load(&e, j->ext_stages, lanes);
     /* Four output positions of a row at once: four independent FMA chains. */
     for (int64_t oh = 0; oh < OH; oh++) {
         const float *trow = tb + oh * S * WP * DWS_GROUP;
@@ -1280,13 +1342,14 @@ static inline void dws_group_k(const int K, const dws_job *j, int64_t grp, float
                     for (int q = 0; q < 4; q++)
                         if (q < nq) acc[q] = _mm512_fmadd_ps(wv[kh * K + kw], _mm512_load_ps(tp + q * S * DWS_GROUP), acc[q]);
                 }
+            /* One position, 16 channels: every lane is a value. */
             for (int q = 0; q < nq; q++) {
-                __m512 v = _mm512_min_ps(vhi, _mm512_max_ps(vlo, acc[q]));
-                if (j->silu) v = _mm512_mul_ps(v, qk_sigmoid512(v));
-                _mm512_store_ps(orow + (ow + q) * DWS_GROUP, v);
+                if (j->silu) dw_finish(1, acc[q], vlo, vhi, orow + (ow + q) * DWS_GROUP, 0xffff, 1, &e);
+                else dw_finish(0, acc[q], vlo, vhi, orow + (ow + q) * DWS_GROUP, 0xffff, 1, &e);
             }
         }
     }
+    if (lanes) dw_ext_store(&e, lanes);
     /* Out: back to 16 planes. */
     float *y = j->y + p0 * P;
     for (int64_t i = 0; i < P; i += 16) {
@@ -1310,9 +1373,10 @@ static void dws_task(void *arg, int64_t t0, int64_t t1, int tid)
         for (int64_t q = 0; q < j->wp; q++)
             if (r < g->pb[1] || r >= g->pb[1] + g->in[1] || q < g->pb[2] || q >= g->pb[2] + g->in[2])
                 _mm512_store_ps(tb + (r * j->wp + q) * DWS_GROUP, _mm512_setzero_ps());
+    float *lanes = j->ext ? j->ext + (int64_t)tid * EXT_FLOATS : NULL;
     for (int64_t t = t0; t < t1; t++) {
-        if (j->g->k[2] == 3) dws_group_k(3, j, t, tb);
-        else dws_group_k(5, j, t, tb);
+        if (j->g->k[2] == 3) dws_group_k(3, j, t, tb, lanes);
+        else dws_group_k(5, j, t, tb, lanes);
     }
 }
 #endif
@@ -1334,7 +1398,10 @@ static int conv_depthwise_small(op_ctx *c, const conv_geom *g, const float *x, c
     j.per_thread = (size_t)((j.wp * j.hp + g->out_sz) * DWS_GROUP);
     j.buf = op_scratch(0, sizeof(float) * j.per_thread * (size_t)nt + 64);
     if (!j.buf) return op_fail(c, QK_ENOMEM, "out of memory");
+    j.ext = c->ext;
+    j.ext_stages = c->ext_stages;
     tp_parallel_for(c->pool, g->n * g->c / DWS_GROUP, 1, dws_task, &j);
+    c->ext_gathered = c->ext != NULL;
 #endif
     return QK_OK;
 }
@@ -1354,9 +1421,15 @@ static int conv_depthwise(op_ctx *c, const conv_geom *g, const float *x, const f
          * than a second pass over each plane. */
         j.silu = 1;
         j.epi = NULL;
+    } else if (j.epi && j.epi->act == OP_ACT_NONE && !j.res) {
+        j.epi = NULL;
     }
+    /* The extremes as the kernel stores, unless an epilogue follows it. */
+    j.ext = j.epi ? NULL : c->ext;
+    j.ext_stages = c->ext_stages;
     /* ~64 KB of output per task. */
     tp_parallel_for(c->pool, g->n * g->c, 16384 / (g->out_sz + 1) + 1, dw_task, &j);
+    c->ext_gathered = j.ext != NULL;
     return QK_OK;
 }
 
@@ -1459,6 +1532,7 @@ typedef struct engine_b {
     int pointwise;
     padded pad;
     const float *scale;         /* per image and input channel, or NULL (pack_conv_b_scaled) */
+    int gather_in;              /* fold the scaled input into the lanes' EXT_IN (pointwise only) */
 } engine_b;
 
 /* A run of a sliver's columns that are contiguous in the source. */
@@ -1550,8 +1624,10 @@ static void pack_block_avx512(float *dst, int64_t kc, int nr, const float *base,
 }
 #endif
 
-static void pack_conv_b(void *arg, int64_t k0, int64_t kc, int64_t j0, int64_t nc, int nr, float *dst)
+static void pack_conv_b(void *arg, int64_t k0, int64_t kc, int64_t j0, int64_t nc, int nr, float *dst,
+                        float *lanes)
 {
+    (void)lanes;
     const engine_b *e = arg;
     brun runs[64];
 #ifdef HAVE_X86
@@ -1583,8 +1659,21 @@ static void pack_conv_b(void *arg, int64_t k0, int64_t kc, int64_t j0, int64_t n
     }
 }
 
-/* p[i] *= f for i < n. */
 #ifdef HAVE_X86
+/* fold_finite's vector code. */
+__attribute__((target("avx512f")))
+static void fold_finite_avx512(float *stage, const float *x, int64_t n)
+{
+    __m512 lo = _mm512_loadu_ps(stage), hi = _mm512_loadu_ps(stage + EXT_LANES);
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        dw_fold(&lo, &hi, _mm512_maskz_loadu_ps(m, x + i), m, 1);
+    }
+    _mm512_storeu_ps(stage, lo);
+    _mm512_storeu_ps(stage + EXT_LANES, hi);
+}
+
+/* p[i] *= f for i < n. */
 __attribute__((target("avx512f")))
 static void scale_avx512(float *p, float f, int64_t n)
 {
@@ -1597,6 +1686,22 @@ static void scale_avx512(float *p, float f, int64_t n)
     }
 }
 #endif
+
+/* Folds the finite values of x[0..n) into a stage's lanes (sgemm.h). */
+static void fold_finite(float *stage, const float *x, int64_t n)
+{
+#ifdef HAVE_X86
+    if (op_isa_level() >= 2) {
+        fold_finite_avx512(stage, x, n);
+        return;
+    }
+#endif
+    for (int64_t i = 0; i < n; i++)
+        if (isfinite(x[i])) {
+            stage[0] = x[i] < stage[0] ? x[i] : stage[0];
+            stage[EXT_LANES] = x[i] > stage[EXT_LANES] ? x[i] : stage[EXT_LANES];
+        }
+}
 
 static void scale_floats(float *p, float f, int64_t n)
 {
@@ -1613,11 +1718,16 @@ static void scale_floats(float *p, float f, int64_t n)
  * for the image its columns belong to: the squeeze-excitation Mul folded
  * into the next conv costs one pass over a block in L1 instead of a pass
  * over the whole activation in memory.  Zero padding stays zero. */
-static void pack_conv_b_scaled(void *arg, int64_t k0, int64_t kc, int64_t j0, int64_t nc, int nr, float *dst)
+static void pack_conv_b_scaled(void *arg, int64_t k0, int64_t kc, int64_t j0, int64_t nc, int nr, float *dst,
+                               float *lanes)
 {
     const engine_b *e = arg;
     const conv_geom *g = e->g;
-    pack_conv_b(arg, k0, kc, j0, nc, nr, dst);
+    pack_conv_b(arg, k0, kc, j0, nc, nr, dst, NULL);
+    /* Calibration: the scaled input is the folded Mul's output, which is
+     * never stored; a pointwise conv packs each of its values (some more
+     * than once, which extremes do not mind), and nothing else. */
+    float *in = e->gather_in && lanes ? lanes + EXT_IN * EXT_STAGE_FLOATS : NULL;
     const int64_t P = g->out_sz, ksz = g->k_sz;
     for (int64_t s = 0; s < nc; s += nr, dst += nr * kc) {
         int64_t img = (j0 + s) / P, valid = nc - s < nr ? nc - s : nr;
@@ -1630,7 +1740,9 @@ static void pack_conv_b_scaled(void *arg, int64_t k0, int64_t kc, int64_t j0, in
             int64_t ch = (k0 + k) / ksz;
             scale_floats(d, e->scale[img * g->c + ch], split);
             if (split < valid) scale_floats(d + split, e->scale[(img + 1) * g->c + ch], valid - split);
+            if (in && valid < nr) fold_finite(in, d, valid);   /* the zero columns past nc left out */
         }
+        if (in && valid == nr) fold_finite(in, dst, kc * nr);   /* the sliver at once */
     }
 }
 
@@ -1796,6 +1908,7 @@ static int conv_engine(op_ctx *c, const conv_geom *g, const conv_state *st, cons
         e.img_stride = g->c * e.pad.chan_sz;
     }
     e.roff = roff;
+    e.gather_in = scale && e.pointwise && c->ext && (c->ext_stages & 1u << EXT_IN);
     sgemm_epi ep = {.bias = bias};
     if (c->epi) {
         ep.res = c->epi->residual ? c->epi->residual->data : NULL;
@@ -1807,9 +1920,12 @@ static int conv_engine(op_ctx *c, const conv_geom *g, const conv_state *st, cons
             ep.silu = 1;
         }
     }
+    ep.ext = c->ext;
+    ep.ext_stages = c->ext_stages;
     if (sgemm_packed(st->pa, g->n * P, scale ? pack_conv_b_scaled : pack_conv_b, &e, y, P, P, g->m * P, &ep,
                      c->pool))
         return QK_UNKNOWN;
+    c->ext_gathered = c->ext != NULL;
     return QK_OK;
 }
 
@@ -1881,6 +1997,35 @@ static int conv_run(op_ctx *c)
     epi_job ej = {c->epi, yt->data, c->epi->residual ? c->epi->residual->data : NULL, g.out_sz};
     tp_parallel_for(c->pool, g.n * g.m, 16384 / (g.out_sz + 1) + 1, epi_task, &ej);
     return QK_OK;
+}
+
+/* op_prep.ext_stages: the stages whose extremes conv_run gathers for c,
+ * following its choice of path -- the packed engine (what its kernel
+ * gathers) and the depthwise kernels (their output, and SiLU's values);
+ * the other paths gather none. */
+unsigned conv_ext_stages(op_ctx *c)
+{
+    conv_geom g;
+    if (geom_make(c, 0, &g) != QK_OK || !c->out[0] || xt_numel(c->out[0]) == 0) return 0;
+    for (int i = 0; i < c->n_in && i < 3; i++)
+        if (c->in[i] && c->in[i]->dtype != DT_FLOAT) return 0;
+    const op_epilogue *epi = c->epi;
+    const conv_state *st = c->state;
+    const float *scale = c->in_scale ? c->in_scale->data : NULL;
+    int gemv = g.n == 1 && g.out_sz == 1 && g.in_sz == 1 && g.k_sz == 1 && !scale;
+    if (st && !gemv && st->w == c->in[1]->data && g.group == 1 && st->m == g.m && st->k == g.cg * g.k_sz) {
+        if (st->dw || (g.n > 1 && g.out_sz < sgemm_pa_nr(st->pa))) return 0;   /* conv_implicit, plain paths */
+        int pointwise = 1;
+        for (int a = 0; a < SP; a++)
+            if (g.k[a] != 1 || g.str[a] != 1 || g.pb[a] != 0 || g.pe[a] != 0) pointwise = 0;
+        return sgemm_ext_stages(st->pa) | (scale && pointwise ? 1u << EXT_IN : 0);
+    }
+    if (scale) return 0;
+    int silu = epi && epi->act == OP_ACT_SILU, res = epi && epi->residual;
+    unsigned own = 1u << EXT_OUT | 1u << EXT_HEAD | (silu ? 1u << EXT_SIG : 0);
+    if (dws_ok(&g, epi)) return own;
+    if (dw_fast_ok(&g) && !res) return own;
+    return 0;
 }
 
 /* The paths without packed weights; conv_direct applies c->epi itself,

@@ -52,5 +52,6 @@ void op_apply_epilogue(const op_epilogue *ep, float *y, const float *res, int64_
 /* Executor hooks of the convolution (conv.c, listed by op_prep_lookup). */
 int conv_prepare(op_ctx *c, void **state);
 void conv_release(void *state);
+unsigned conv_ext_stages(op_ctx *c);
 
 #endif

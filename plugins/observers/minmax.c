@@ -130,7 +130,7 @@ static int minmax_range(void *state, int64_t channels, float *lo, float *hi)
 
 static const qk_observer_vtable minmax_vtable = {
     sizeof(qk_observer_vtable), minmax_create, minmax_observe, minmax_merge, minmax_range, minmax_destroy,
-    QK_OBSERVER_SHARDABLE,
+    QK_OBSERVER_SHARDABLE | QK_OBSERVER_EXTREMES,
 };
 
 QK_PLUGIN_DEFINE(QK_PLUGIN_OBSERVER, "minmax", "1.0.0", "smallest and largest value over all batches, per tensor or per channel",

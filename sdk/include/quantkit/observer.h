@@ -43,4 +43,13 @@ typedef struct qk_observer_vtable {
  * each batch's extremes is not.) */
 #define QK_OBSERVER_SHARDABLE 1u
 
+/* ABI 1.3.  The observer's result depends on a batch (or a part of one)
+ * only through the smallest and largest of its finite values: observing it
+ * is the same as observing the 1-D tensor {min, max} of those, or {NaN}
+ * when it holds none (NaN and infinities are skipped).  For a per-tensor
+ * spec the host may then hand over just that, gathered while its kernels
+ * compute the values, instead of having every value scanned again.
+ * (minmax and a moving average of extremes are; histograms are not.) */
+#define QK_OBSERVER_EXTREMES 2u
+
 #endif

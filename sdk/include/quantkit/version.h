@@ -7,7 +7,7 @@
 #define QUANTKIT_VERSION_H
 
 #define QK_ABI_MAJOR 1
-#define QK_ABI_MINOR 2
+#define QK_ABI_MINOR 3
 
 /* Exported symbols of the SDK (only the plugin entry point). */
 #if defined(__GNUC__)

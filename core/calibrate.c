@@ -380,14 +380,16 @@ static int check_finite(const xt *t, const char *input, int64_t first_sample, qk
 }
 
 /* Whether every observer may take the sample passes' values one sample at
- * a time (exec_set_observed_by_sample): order-free, and no per-channel
- * spec whose channels are the samples. */
-static int observable_by_sample(const calibrator *c)
+ * a time (exec_set_observed_by_sample): order-free, or (with `extremes`:
+ * its values are EXEC_EXTREMES) taking only a batch's extremes, which the
+ * executor then gathers over the passes; and no per-channel spec whose
+ * channels are the samples. */
+static int observable_by_sample(const calibrator *c, int extremes)
 {
     for (int i = 0; i < c->n_slots; i++) {
         const calib_slot *s = &c->slots[i];
         int rank = c->g->values[c->plan->entries[s->entry].value].t.rank;
-        if (!s->shardable) return 0;
+        if (!s->shardable && !(extremes && s->extremes && !s->per_channel)) return 0;
         if (s->per_channel && (s->axis == 0 || (s->axis < 0 && (rank < 0 || s->axis + rank <= 0)))) return 0;
     }
     return 1;
@@ -425,25 +427,27 @@ int calib_run(calibrator *c, executor *e, const data_set *ds, int64_t batch, int
         for (int v = 0; v < c->g->n_values; v++) want[v] = c->slot_of_value[v] >= 0;
         exec_set_observed(e, want);
     }
-    exec_set_observed_by_sample(e, observable_by_sample(c));
     rc = shards_new(c, exec_threadpool(e), err);
     /* Values of order-free per-tensor observers may come in parts, each
      * part into the state of the thread it is observed on -- or as its
-     * extremes for observers that need no more (QK_CALIB_EXTREMES=0: the
-     * values always, the reference the tests compare with). */
+     * extremes for observers that need no more, which also take a whole
+     * batch so when not order-free (QK_CALIB_EXTREMES=0: the values
+     * always, the reference the tests compare with). */
     char *by_part = malloc((size_t)c->g->n_values + 1);
     const char *ext_env = getenv("QK_CALIB_EXTREMES");
     int ext_ok = !(ext_env && !strcmp(ext_env, "0"));
     if (by_part && rc == QK_OK && c->parts_ok) {
         for (int v = 0; v < c->g->n_values; v++) {
             const calib_slot *sl = c->slot_of_value[v] >= 0 ? &c->slots[c->slot_of_value[v]] : NULL;
-            by_part[v] = !(sl && sl->shardable && !sl->per_channel && (c->n_threads == 1 || sl->shard))
-                             ? EXEC_WHOLE
-                         : sl->extremes && ext_ok ? EXEC_BY_EXTREMES
-                                                  : EXEC_BY_PART;
+            int extremes = sl && sl->extremes && !sl->per_channel && ext_ok;
+            if (sl && sl->shardable && !sl->per_channel && (c->n_threads == 1 || sl->shard))
+                by_part[v] = extremes ? EXEC_BY_EXTREMES : EXEC_BY_PART;
+            else
+                by_part[v] = extremes && !sl->shardable ? EXEC_EXTREMES : EXEC_WHOLE;
         }
         exec_set_observed_by_part(e, observe_part, by_part);
     }
+    exec_set_observed_by_sample(e, observable_by_sample(c, by_part && rc == QK_OK && c->parts_ok && ext_ok));
     for (int64_t s = 0; s < total && rc == QK_OK; s += batch) {
         int64_t cnt = total - s < batch ? total - s : batch;
         for (int i = 0; i < ds->n && rc == QK_OK; i++) {

@@ -134,7 +134,7 @@ static xt piece(const xt *x, int64_t lo, int64_t hi)
 
 static int observe_piece(const exec_tail *t, int v, int tid, int64_t lo, int64_t hi)
 {
-    if (!t->by_part || !t->by_part[v]) return QK_OK;
+    if (!exec_in_parts(t->by_part, v)) return QK_OK;
     xt p = piece(&t->rt[v], lo, hi);
     return t->observe(t->arg, v, tid, &p);
 }

@@ -45,6 +45,7 @@
 #include "clock.h"
 #include "exec_tail.h"
 #include "executor.h"
+#include "ops/ops.h"
 #include "sgemm.h"
 
 /* A chain whose head (a Conv) applies the rest in its epilogue. */
@@ -79,6 +80,8 @@ struct executor {
     exec_observe_part_fn observe_part;  /* ... and values v with by_part[v] in parts */
     const char *by_part;
     float *ext;           /* per pool thread: lanes for the extremes a kernel gathers (op_ctx.ext) */
+    float *batch_ext;     /* per value: (lo, hi) of an EXEC_EXTREMES value over a batch's sample passes */
+    char *batch_seen;     /* ... folded into in this batch's passes */
     int tails_run;        /* this run: chains run as a head and a tail pass */
     void **state;         /* per node: op_prep state, or NULL */
     const op_prep **prep; /* per node: its op's hooks, or NULL */
@@ -576,7 +579,9 @@ int exec_new(ir_graph *g, int threads, executor **out, qk_err *err)
     e->pool = tp_new(threads);
     /* One block of lanes per pool thread (threads 0 means the CPUs'). */
     e->ext = malloc(EXT_FLOATS * sizeof(float) * (size_t)tp_nthreads(e->pool));
-    if (!e->ext || !e->last_use || !e->skip || !e->rt || !e->buf_of || !e->state || !e->prep || !e->fus ||
+    e->batch_ext = malloc(2 * sizeof(float) * ((size_t)g->n_values + 1));
+    e->batch_seen = calloc((size_t)g->n_values + 1, 1);
+    if (!e->ext || !e->batch_ext || !e->batch_seen || !e->last_use || !e->skip || !e->rt || !e->buf_of || !e->state || !e->prep || !e->fus ||
         !e->fused_skip || !e->crossing || !e->sb_buf || !e->cat_of || !e->cat_chan || !e->placed ||
         !e->cat_t || !e->sc_conv || !e->sc_x || !e->sc_s || !e->sc_on || !e->pool) {
         exec_free(e);
@@ -647,6 +652,8 @@ void exec_free(executor *e)
     free(e->sc_s);
     free(e->sc_on);
     free(e->ext);
+    free(e->batch_ext);
+    free(e->batch_seen);
     tp_free(e->pool);
     free(e->last_use);
     free(e->skip);
@@ -827,7 +834,8 @@ static int finish_concat(executor *e, int i, xt *y, qk_err *err)
 static int wanted(const executor *e, int v) { return v >= 0 && (!e->want || e->want[v]); }
 static int takes_extremes(const executor *e, int v)
 {
-    return e->observe_part && e->by_part && v >= 0 && e->by_part[v] == EXEC_BY_EXTREMES;
+    if (!e->by_part || v < 0) return 0;
+    return (e->by_part[v] == EXEC_BY_EXTREMES && e->observe_part) || e->by_part[v] == EXEC_EXTREMES;
 }
 
 /* True when Mul node m, planned to be folded into its Conv (plan_scales),
@@ -844,10 +852,34 @@ static int scale_foldable(const executor *e, int m)
            s->dims[0] == x->dims[0] && s->dims[1] == x->dims[1] && s->dims[2] == 1 && s->dims[3] == 1;
 }
 
+/* In a sample pass, an EXEC_EXTREMES value's observer (not order-free)
+ * must see the batch's extremes once: they are folded into batch_ext
+ * over the passes and handed over after them (run_prefix_by_sample). */
+static int deferred(const executor *e, int v)
+{
+    return e->sb_n > 1 && e->by_part && v >= 0 && e->by_part[v] == EXEC_EXTREMES;
+}
+
+static void defer_extremes(executor *e, int v, float lo, float hi)
+{
+    float *b = e->batch_ext + 2 * (int64_t)v;
+    if (!e->batch_seen[v]) b[0] = INFINITY, b[1] = -INFINITY;
+    b[0] = lo < b[0] ? lo : b[0];
+    b[1] = hi > b[1] ? hi : b[1];
+    e->batch_seen[v] = 1;
+}
+
 static int observe_whole(executor *e, int v, const xt *t)
 {
     double t0 = e->prof ? now_s() : 0;
-    int rc = e->observe(e->observe_arg, v, t);
+    int rc = QK_OK;
+    if (deferred(e, v) && t->dtype == DT_FLOAT) {
+        float lo = INFINITY, hi = -INFINITY;
+        vec_finite_extremes(t->data, xt_numel(t), &lo, &hi);
+        defer_extremes(e, v, lo, hi);
+    } else {
+        rc = e->observe(e->observe_arg, v, t);
+    }
     if (e->prof) e->prof_observe += now_s() - t0;
     return rc;
 }
@@ -869,48 +901,61 @@ static int chain_stage(const executor *e, int i, int fused, int v)
     return -1;
 }
 
-/* Hands the observer value v as the extremes the kernel gathered in
- * e->ext for `stage`: each thread's as the part it wrote, {NaN} once if no
- * thread saw a finite value (EXEC_BY_EXTREMES).  An infinity in OUT's
- * lanes (its fold skips only NaN) sends `stored` to the observer whole
- * instead, which skips it. */
-static int observe_stage(executor *e, int v, int stage, const xt *stored)
+/* Hands the observer value v's extremes lo, hi (lo > hi: it held no
+ * finite value), as by_part[v] takes them: thread tid's part's
+ * (EXEC_BY_EXTREMES), or the whole value's (EXEC_EXTREMES). */
+static int give_extremes(executor *e, int v, int tid, float lo, float hi)
 {
-    double t0 = e->prof ? now_s() : 0;
-    int threads = tp_nthreads(e->pool), rc = QK_OK, seen = 0, scan = 0;
+    float pair[2] = {lo, hi};
     xt p;
     memset(&p, 0, sizeof p);
     p.dtype = DT_FLOAT;
     p.rank = 1;
+    p.dims[0] = 2;
+    p.data = pair;
+    if (!(lo <= hi)) {
+        pair[0] = NAN;
+        p.dims[0] = 1;
+    }
+    if (deferred(e, v)) {
+        defer_extremes(e, v, lo, hi);
+        return QK_OK;
+    }
+    if (e->by_part[v] == EXEC_EXTREMES) return e->observe(e->observe_arg, v, &p);
+    return e->observe_part(e->observe_arg, v, tid, &p);
+}
+
+/* Hands the observer value v as the extremes the kernel gathered in
+ * e->ext for `stage`: each thread's as the part it wrote, or all of them
+ * as the whole value's (give_extremes).  An infinity in OUT's lanes (its
+ * fold skips only NaN) sends `stored` to the observer whole instead,
+ * which skips it. */
+static int observe_stage(executor *e, int v, int stage, const xt *stored)
+{
+    double t0 = e->prof ? now_s() : 0;
+    int threads = tp_nthreads(e->pool), rc = QK_OK, seen = 0, scan = 0;
+    float all_lo = INFINITY, all_hi = -INFINITY;
     for (int k = 0; k < threads && !scan; k++) {
         const float *l = e->ext + (int64_t)k * EXT_FLOATS + stage * EXT_STAGE_FLOATS;
         for (int i = 0; i < EXT_LANES; i++) scan |= isinf(l[i]) && l[i] < 0;
         for (int i = 0; i < EXT_LANES; i++) scan |= isinf(l[EXT_LANES + i]) && l[EXT_LANES + i] > 0;
     }
-    if (scan && stage == EXT_OUT) {
-        rc = e->observe(e->observe_arg, v, stored);
-        threads = 0;
-        seen = 1;
-    }
+    if (scan && stage == EXT_OUT) return observe_whole(e, v, stored);
     for (int k = 0; k < threads && rc == QK_OK; k++) {
         const float *l = e->ext + (int64_t)k * EXT_FLOATS + stage * EXT_STAGE_FLOATS;
-        float pair[2] = {INFINITY, -INFINITY};
+        float lo = INFINITY, hi = -INFINITY;
         for (int i = 0; i < EXT_LANES; i++) {
-            pair[0] = l[i] < pair[0] ? l[i] : pair[0];
-            pair[1] = l[EXT_LANES + i] > pair[1] ? l[EXT_LANES + i] : pair[1];
+            lo = l[i] < lo ? l[i] : lo;
+            hi = l[EXT_LANES + i] > hi ? l[EXT_LANES + i] : hi;
         }
-        if (!(pair[0] <= pair[1])) continue;
-        p.dims[0] = 2;
-        p.data = pair;
-        rc = e->observe_part(e->observe_arg, v, k, &p);
+        all_lo = lo < all_lo ? lo : all_lo;
+        all_hi = hi > all_hi ? hi : all_hi;
+        if (!(lo <= hi) || e->by_part[v] == EXEC_EXTREMES) continue;
+        rc = give_extremes(e, v, k, lo, hi);
         seen = 1;
     }
-    if (rc == QK_OK && !seen) {
-        float none = NAN;
-        p.dims[0] = 1;
-        p.data = &none;
-        rc = e->observe_part(e->observe_arg, v, 0, &p);
-    }
+    /* The whole value's, or {NaN} once when no thread saw a finite value. */
+    if (rc == QK_OK && !seen) rc = give_extremes(e, v, 0, all_lo, all_hi);
     if (e->prof) e->prof_observe += now_s() - t0;
     return rc;
 }
@@ -923,22 +968,15 @@ static int observe_scaled(executor *e, int v, const xt *x, const xt *s)
     double t0 = e->prof ? now_s() : 0;
     const float *xp = x->data, *sp = s->data;
     int64_t planes = x->dims[0] * x->dims[1], plane = x->dims[2] * x->dims[3];
-    float pair[2] = {INFINITY, -INFINITY};
+    float lo = INFINITY, hi = -INFINITY;
     for (int64_t p = 0; p < planes; p++)
         for (int64_t i = 0; i < plane; i++) {
             float y = xp[p * plane + i] * sp[p];
             if (!isfinite(y)) continue;
-            pair[0] = y < pair[0] ? y : pair[0];
-            pair[1] = y > pair[1] ? y : pair[1];
+            lo = y < lo ? y : lo;
+            hi = y > hi ? y : hi;
         }
-    xt t;
-    memset(&t, 0, sizeof t);
-    t.dtype = DT_FLOAT;
-    t.rank = 1;
-    t.dims[0] = pair[0] <= pair[1] ? 2 : 1;
-    if (t.dims[0] == 1) pair[0] = NAN;
-    t.data = pair;
-    int rc = e->observe_part(e->observe_arg, v, 0, &t);
+    int rc = give_extremes(e, v, 0, lo, hi);
     if (e->prof) e->prof_observe += now_s() - t0;
     return rc;
 }
@@ -986,7 +1024,7 @@ static int tail_prepare(executor *e, int i, exec_tail *t, int *tail, qk_err *err
     int silu = tail_silu(t), h = t->head, m = f->members[f->n_members - 1];
     for (int k = 0; k < f->n_members; k++) {
         int v = g->nodes[f->members[k]].out[0];
-        if (silu && k == 0 && e->by_part && e->by_part[v]) {
+        if (silu && k == 0 && exec_in_parts(e->by_part, v)) {
             /* Only the Mul reads it (plan_fusion), and that is in the pass. */
             t->sigmoid_unstored = 1;
             e->rt[v].data = NULL;
@@ -1145,7 +1183,7 @@ static int run_node(executor *e, int i, qk_err *err)
         if (v < 0) continue;
         if (k == 0 && (stages & 1u << EXT_OUT) && c.ext_gathered) {
             if ((rc = observe_stage(e, v, EXT_OUT, outs[0]))) return rc;
-        } else if (e->observe && !(tail && e->by_part && e->by_part[v]) && (rc = observe_whole(e, v, outs[k]))) {
+        } else if (e->observe && !(tail && exec_in_parts(e->by_part, v)) && (rc = observe_whole(e, v, outs[k]))) {
             return rc;
         }
         if (e->last_use[v] <= i) release(e, v);
@@ -1169,7 +1207,7 @@ static int run_node(executor *e, int i, qk_err *err)
         if (e->prof) e->prof[f->members[0]] += now_s() - t0;
         for (int k = 0; k < f->n_members; k++) {
             int v = g->nodes[f->members[k]].out[0];
-            if (!(e->by_part && e->by_part[v]) && (rc = observe_whole(e, v, &e->rt[v]))) return rc;
+            if (!exec_in_parts(e->by_part, v) && (rc = observe_whole(e, v, &e->rt[v]))) return rc;
         }
         e->tails_run++;
     }
@@ -1194,6 +1232,7 @@ static int run_prefix_by_sample(executor *e, const xt *input, qk_err *err)
     ir_graph *g = e->g;
     int in = g->inputs[0], rc = QK_OK;
     int64_t N = input->dims[0], per = xt_nbytes(input) / N;
+    memset(e->batch_seen, 0, (size_t)g->n_values);
     e->sb_n = N;
     for (e->sb_s = 0; e->sb_s < N && rc == QK_OK; e->sb_s++) {
         e->rt[in] = *input;
@@ -1205,6 +1244,8 @@ static int run_prefix_by_sample(executor *e, const xt *input, qk_err *err)
     }
     e->sb_n = 0;
     e->rt[in] = *input;
+    for (int v = 0; v < g->n_values && rc == QK_OK; v++)
+        if (e->batch_seen[v]) rc = give_extremes(e, v, 0, e->batch_ext[2 * v], e->batch_ext[2 * v + 1]);
     if (rc) return rc;
     for (int v = 0; v < g->n_values; v++)
         if (e->crossing[v] && v != in) {

@@ -67,8 +67,17 @@ enum {
      * when it holds none -- for observers that promise the same range from
      * that (QK_OBSERVER_EXTREMES), whose parts can then be gathered as
      * the kernels compute them rather than scanned again. */
-    EXEC_BY_EXTREMES = 2
+    EXEC_BY_EXTREMES = 2,
+    /* Whole (fn unused), or as the extremes of the whole value, the same
+     * way: for such observers that are not order-free (moving_average). */
+    EXEC_EXTREMES = 3
 };
+
+/* Whether by_part (as below, or NULL) has value v observed in parts. */
+static inline int exec_in_parts(const char *by_part, int v)
+{
+    return by_part && (by_part[v] == EXEC_BY_PART || by_part[v] == EXEC_BY_EXTREMES);
+}
 
 /* Lets the executor hand the current observer the values v with
  * by_part[v] != EXEC_WHOLE (one entry per graph value; borrowed until the

@@ -7,7 +7,8 @@
  * 16-channel groups) -- with NaN and infinities in the data too, on one
  * thread or two, whole batches or sample by sample.  Where the kernels
  * gather (AVX-512), the chains must stay fused: no tail pass, no value
- * scanned whole. */
+ * scanned whole.  An observer that is not order-free (EXEC_EXTREMES) must
+ * get each value once per run, also over the sample passes. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,6 +113,7 @@ static ir_graph *build(int plain)
 /* Per value: the finite extremes seen, and how it was seen. */
 typedef struct seen {
     float lo, hi;
+    int64_t calls;              /* whole observations */
     int64_t whole;              /* values observed in whole tensors */
     int64_t parts, part_values; /* parts, and the values in them */
 } seen;
@@ -135,6 +137,7 @@ static int see_whole(void *arg, int value, const xt *t)
     watch *w = arg;
     if (t->dtype != DT_FLOAT) return 0;
     fold(&w->v[0][value], t);
+    w->v[0][value].calls++;
     w->v[0][value].whole += xt_numel(t);
     return 0;
 }
@@ -167,11 +170,12 @@ static void watch_free(watch *w)
 /* Value v's observations over all threads. */
 static seen total(const watch *w, int v)
 {
-    seen s = {INFINITY, -INFINITY, 0, 0, 0};
+    seen s = {INFINITY, -INFINITY, 0, 0, 0, 0};
     for (int k = 0; k < 4; k++) {
         const seen *p = &w->v[k][v];
         s.lo = fminf(s.lo, p->lo);
         s.hi = fmaxf(s.hi, p->hi);
+        s.calls += p->calls;
         s.whole += p->whole;
         s.parts += p->parts;
         s.part_values += p->part_values;
@@ -186,8 +190,9 @@ static int kernels_gather(void)
     return !strcmp(sgemm_isa(), "avx512") && op_isa_level() >= 2;
 }
 
-/* dirty: NaN, +inf and -inf in a few places of X. */
-static void check(int threads, int64_t batch, int by_sample, int dirty)
+/* dirty: NaN, +inf and -inf in a few places of X.  mode: EXEC_BY_EXTREMES
+ * (parts, order-free) or EXEC_EXTREMES (whole, once per run). */
+static void check(int threads, int64_t batch, int by_sample, int dirty, int mode)
 {
     qk_err err = {0};
     ir_graph *ref = build(1), *g = build(0);
@@ -211,7 +216,7 @@ static void check(int threads, int64_t batch, int by_sample, int dirty)
     ck_assert_msg(exec_run(er, &in, rout, &err) == QK_OK, "%s", err.msg);
     exec_set_observer(e, see_whole, &w);
     char *by = malloc((size_t)g->n_values);
-    memset(by, EXEC_BY_EXTREMES, (size_t)g->n_values);
+    memset(by, mode, (size_t)g->n_values);
     exec_set_observed_by_part(e, see_part, by);
     if (by_sample) {
         ck_assert_int_gt(exec_sample_prefix(e), 0);
@@ -226,10 +231,17 @@ static void check(int threads, int64_t batch, int by_sample, int dirty)
                       "threads %d batch %lld%s, %s: '%s' seen in [%g, %g], node by node [%g, %g]", threads,
                       (long long)batch, by_sample ? " by sample" : "", how, values[k], b.lo, b.hi, a.lo, a.hi);
         /* Gathered: a few numbers per kernel call, not the tensor. */
-        if (kernels_gather() && !dirty && !scanned(values[k]))
+        if (mode == EXEC_BY_EXTREMES && kernels_gather() && !dirty && !scanned(values[k]))
             ck_assert_msg(b.whole == 0 && b.parts > 0 && b.part_values <= 2 * b.parts,
                           "'%s' was not gathered as extremes (%lld values whole, %lld in %lld parts)", values[k],
                           (long long)b.whole, (long long)b.part_values, (long long)b.parts);
+        if (mode == EXEC_EXTREMES) {
+            ck_assert_msg(b.calls == 1 && b.parts == 0, "'%s' observed %lld times whole and in %lld parts, not once",
+                          values[k], (long long)b.calls, (long long)b.parts);
+            if (kernels_gather() && !dirty && !scanned(values[k]))
+                ck_assert_msg(b.whole <= 2, "'%s' was not gathered as extremes (%lld values)", values[k],
+                              (long long)b.whole);
+        }
     }
     if (kernels_gather()) ck_assert_int_eq(exec_tails_run(e), 0);
     for (size_t o = 0; o < N_VALUES; o++) free(rout[o].data);
@@ -250,13 +262,15 @@ START_TEST(test_gathered_extremes_are_the_values_extremes)
 {
     for (int threads = 1; threads <= 2; threads++)
         for (int64_t batch = 1; batch <= 3; batch += 2)
-            for (int dirty = 0; dirty <= 1; dirty++) check(threads, batch, 0, dirty);
+            for (int dirty = 0; dirty <= 1; dirty++)
+                for (int mode = EXEC_BY_EXTREMES; mode <= EXEC_EXTREMES; mode++) check(threads, batch, 0, dirty, mode);
 }
 END_TEST
 
 START_TEST(test_gathered_extremes_by_sample)
 {
-    for (int dirty = 0; dirty <= 1; dirty++) check(2, 3, 1, dirty);
+    for (int dirty = 0; dirty <= 1; dirty++)
+        for (int mode = EXEC_BY_EXTREMES; mode <= EXEC_EXTREMES; mode++) check(2, 3, 1, dirty, mode);
 }
 END_TEST
 

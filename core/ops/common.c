@@ -166,6 +166,40 @@ void vec_silu(const float *x, float *y, int64_t n)
     for (int64_t i = 0; i < n; i++) y[i] = x[i] * sigmoid1(x[i]);
 }
 
+#ifdef OPS_X86
+__attribute__((target("avx512f"))) static void finite_extremes_avx512(const float *x, int64_t n, float *lo,
+                                                                      float *hi)
+{
+    __m512 l = _mm512_set1_ps(*lo), h = _mm512_set1_ps(*hi);
+    const __m512 inf = _mm512_set1_ps(INFINITY);
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+        /* |v| < inf is false for NaN and infinities. */
+        m = _mm512_mask_cmp_ps_mask(m, _mm512_abs_ps(v), inf, _CMP_LT_OQ);
+        l = _mm512_mask_min_ps(l, m, v, l);
+        h = _mm512_mask_max_ps(h, m, v, h);
+    }
+    *lo = _mm512_reduce_min_ps(l);
+    *hi = _mm512_reduce_max_ps(h);
+}
+#endif
+
+void vec_finite_extremes(const float *x, int64_t n, float *lo, float *hi)
+{
+#ifdef OPS_X86
+    if (op_isa_level() >= 2) {
+        finite_extremes_avx512(x, n, lo, hi);
+        return;
+    }
+#endif
+    for (int64_t i = 0; i < n; i++)
+        if (isfinite(x[i])) {
+            *lo = x[i] < *lo ? x[i] : *lo;
+            *hi = x[i] > *hi ? x[i] : *hi;
+        }
+}
+
 /* ---------------------------------------------------------- scratch memory */
 
 #define SCRATCH_SLOTS 4

@@ -1660,19 +1660,6 @@ static void pack_conv_b(void *arg, int64_t k0, int64_t kc, int64_t j0, int64_t n
 }
 
 #ifdef HAVE_X86
-/* fold_finite's vector code. */
-__attribute__((target("avx512f")))
-static void fold_finite_avx512(float *stage, const float *x, int64_t n)
-{
-    __m512 lo = _mm512_loadu_ps(stage), hi = _mm512_loadu_ps(stage + EXT_LANES);
-    for (int64_t i = 0; i < n; i += 16) {
-        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
-        dw_fold(&lo, &hi, _mm512_maskz_loadu_ps(m, x + i), m, 1);
-    }
-    _mm512_storeu_ps(stage, lo);
-    _mm512_storeu_ps(stage + EXT_LANES, hi);
-}
-
 /* p[i] *= f for i < n. */
 __attribute__((target("avx512f")))
 static void scale_avx512(float *p, float f, int64_t n)
@@ -1687,20 +1674,11 @@ static void scale_avx512(float *p, float f, int64_t n)
 }
 #endif
 
-/* Folds the finite values of x[0..n) into a stage's lanes (sgemm.h). */
+/* Folds the finite values of x[0..n) into lane 0 of a stage's lanes
+ * (sgemm.h). */
 static void fold_finite(float *stage, const float *x, int64_t n)
 {
-#ifdef HAVE_X86
-    if (op_isa_level() >= 2) {
-        fold_finite_avx512(stage, x, n);
-        return;
-    }
-#endif
-    for (int64_t i = 0; i < n; i++)
-        if (isfinite(x[i])) {
-            stage[0] = x[i] < stage[0] ? x[i] : stage[0];
-            stage[EXT_LANES] = x[i] > stage[EXT_LANES] ? x[i] : stage[EXT_LANES];
-        }
+    vec_finite_extremes(x, n, &stage[0], &stage[EXT_LANES]);
 }
 
 static void scale_floats(float *p, float f, int64_t n)

@@ -37,6 +37,9 @@ int op_isa_level(void);
 void vec_exp(const float *x, float *y, int64_t n);
 void vec_sigmoid(const float *x, float *y, int64_t n);
 void vec_silu(const float *x, float *y, int64_t n);
+/* Widens [*lo, *hi] to the finite values of x[0..n) (NaN and infinities
+ * skipped): calibration's extremes where no kernel gathers them. */
+void vec_finite_extremes(const float *x, int64_t n, float *lo, float *hi);
 
 /* A buffer of at least `bytes` (64-byte aligned) owned by the calling
  * thread and kept for its next call with the same slot (0..3), so kernels

@@ -167,7 +167,9 @@ static int moving_average_range(void *state, int64_t channels, float *lo, float 
 static const qk_observer_vtable moving_average_vtable = {
     sizeof(qk_observer_vtable), moving_average_create, moving_average_observe, moving_average_merge,
     moving_average_range,       moving_average_destroy,
-    0,   /* not QK_OBSERVER_SHARDABLE: each batch's extremes are averaged in batch order */
+    /* Not QK_OBSERVER_SHARDABLE: each batch's extremes are averaged in
+     * batch order.  But only a batch's extremes count. */
+    QK_OBSERVER_EXTREMES,
 };
 
 QK_PLUGIN_DEFINE(QK_PLUGIN_OBSERVER, "moving_average", "1.0.0",

@@ -158,6 +158,24 @@ void mb_attr_ints(model_build *m, const char *name, int n, const int64_t *v)
     memcpy(a->ints, v, sizeof(int64_t) * (size_t)n);
 }
 
+void mb_conv(model_build *m, const char *in, const char *out, const char *name, int64_t mo, int64_t c, int64_t k,
+             int64_t stride, int64_t group, const float *w, const float *b)
+{
+    char wn[64], bn[64];
+    snprintf(wn, sizeof wn, "%s_w", name);
+    snprintf(bn, sizeof bn, "%s_b", name);
+    int64_t wd[4] = {mo, c / group, k, k}, bd[1] = {mo};
+    mb_init(m, wn, 4, wd, w);
+    mb_init(m, bn, 1, bd, b);
+    const char *ins[] = {in, wn, bn}, *outs[] = {out};
+    mb_node(m, "Conv", 3, ins, 1, outs);
+    int64_t ks[2] = {k, k}, st[2] = {stride, stride}, pads[4] = {k / 2, k / 2, k / 2, k / 2};
+    mb_attr_ints(m, "kernel_shape", 2, ks);
+    mb_attr_ints(m, "strides", 2, st);
+    mb_attr_ints(m, "pads", 4, pads);
+    if (group != 1) mb_attr_int(m, "group", group);
+}
+
 ir_graph *mb_load(model_build *m)
 {
     Onnx__GraphProto gp;

@@ -21,6 +21,11 @@ void mb_node(model_build *m, const char *op, int n_in, const char *const *in, in
 void mb_attr_int(model_build *m, const char *name, int64_t v);
 void mb_attr_ints(model_build *m, const char *name, int n, const int64_t *v);
 void mb_output(model_build *m, const char *name);
+/* A Conv node reading `in` into `out`, its weights w [mo, c / group, k, k]
+ * and bias b [mo] copied into initializers "<name>_w" and "<name>_b";
+ * square kernel k, `stride` on both axes, padded by k / 2 on every side. */
+void mb_conv(model_build *m, const char *in, const char *out, const char *name, int64_t mo, int64_t c, int64_t k,
+             int64_t stride, int64_t group, const float *w, const float *b);
 /* Loads the model (opset 13) as onnx_load does and frees the builder;
  * NULL with a failed check on error. */
 ir_graph *mb_load(model_build *m);

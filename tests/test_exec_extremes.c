@@ -23,24 +23,13 @@
 static void conv(model_build *m, const char *in, const char *out, const char *name, int64_t mo, int64_t c,
                  int64_t k, int64_t group, int64_t stride)
 {
-    char wn[32], bn[32];
-    snprintf(wn, sizeof wn, "%s_w", name);
-    snprintf(bn, sizeof bn, "%s_b", name);
-    int64_t cg = c / group, wd[4] = {mo, cg, k, k}, bd[1] = {mo};
+    int64_t cg = c / group;
     float *w = malloc(sizeof(float) * (size_t)(mo * cg * k * k)), *b = malloc(sizeof(float) * (size_t)mo);
     for (int64_t i = 0; i < mo * cg * k * k; i++) w[i] = rng_float() / (float)sqrt((double)(cg * k * k));
     for (int64_t i = 0; i < mo; i++) b[i] = rng_float();
-    mb_init(m, wn, 4, wd, w);
-    mb_init(m, bn, 1, bd, b);
+    mb_conv(m, in, out, name, mo, c, k, stride, group, w, b);
     free(w);
     free(b);
-    const char *ins[] = {in, wn, bn}, *outs[] = {out};
-    mb_node(m, "Conv", 3, ins, 1, outs);
-    int64_t ks[2] = {k, k}, pads[4] = {k / 2, k / 2, k / 2, k / 2}, st[2] = {stride, stride};
-    mb_attr_ints(m, "kernel_shape", 2, ks);
-    mb_attr_ints(m, "pads", 4, pads);
-    mb_attr_ints(m, "strides", 2, st);
-    if (group > 1) mb_attr_int(m, "group", group);
 }
 
 static void silu(model_build *m, const char *x, const char *s, const char *y)

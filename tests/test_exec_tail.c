@@ -14,22 +14,12 @@
 
 static void conv(model_build *m, const char *in, const char *out, const char *name, int64_t mo, int64_t c, int64_t k)
 {
-    char wn[32], bn[32];
-    snprintf(wn, sizeof wn, "%s_w", name);
-    snprintf(bn, sizeof bn, "%s_b", name);
-    int64_t wd[4] = {mo, c, k, k}, bd[1] = {mo};
     float *w = malloc(sizeof(float) * (size_t)(mo * c * k * k)), *b = malloc(sizeof(float) * (size_t)mo);
     for (int64_t i = 0; i < mo * c * k * k; i++) w[i] = rng_float();
     for (int64_t i = 0; i < mo; i++) b[i] = rng_float();
-    mb_init(m, wn, 4, wd, w);
-    mb_init(m, bn, 1, bd, b);
+    mb_conv(m, in, out, name, mo, c, k, 1, 1, w, b);
     free(w);
     free(b);
-    const char *ins[] = {in, wn, bn}, *outs[] = {out};
-    mb_node(m, "Conv", 3, ins, 1, outs);
-    int64_t ks[2] = {k, k}, pads[4] = {k / 2, k / 2, k / 2, k / 2};
-    mb_attr_ints(m, "kernel_shape", 2, ks);
-    mb_attr_ints(m, "pads", 4, pads);
 }
 
 /* X -> Conv c1 -> A; S = Sigmoid(A), M = A * S (SiLU);

@@ -228,23 +228,12 @@ static void fill_det(float *p, int64_t n, unsigned seed)
 static void add_conv(model_build *m, const char *in, const char *out, const char *name, int64_t mo, int64_t c,
                      int64_t k, int64_t stride, unsigned seed)
 {
-    char wn[32], bn[32];
-    snprintf(wn, sizeof wn, "%s_w", name);
-    snprintf(bn, sizeof bn, "%s_b", name);
-    int64_t wd[4] = {mo, c, k, k}, bd[1] = {mo};
     float *w = malloc(sizeof(float) * (size_t)(mo * c * k * k)), *b = malloc(sizeof(float) * (size_t)mo);
     fill_det(w, mo * c * k * k, seed);
     fill_det(b, mo, seed + 1);
-    mb_init(m, wn, 4, wd, w);
-    mb_init(m, bn, 1, bd, b);
+    mb_conv(m, in, out, name, mo, c, k, stride, 1, w, b);
     free(w);
     free(b);
-    const char *ins[] = {in, wn, bn}, *outs[] = {out};
-    mb_node(m, "Conv", 3, ins, 1, outs);
-    int64_t ks[2] = {k, k}, st[2] = {stride, stride}, pads[4] = {k / 2, k / 2, k / 2, k / 2};
-    mb_attr_ints(m, "kernel_shape", 2, ks);
-    mb_attr_ints(m, "strides", 2, st);
-    mb_attr_ints(m, "pads", 4, pads);
 }
 
 /* Concats whose inputs the producers write in place (a fused Conv+Relu

@@ -5,11 +5,15 @@
 # each activation observer, in one run, and prints one line per
 # configuration and observer:
 #
-#   net batch threads observer bench_img/s calib_img/s ratio
+#   net batch threads observer bench_img/s calib_img/s ratio pair_ratio
 #
 # ratio = calibration images/s / bench images/s on the same model, batch and
-# threads (1.00: observing costs nothing).  The issue's targets: >= 0.9 for
-# minmax, >= 0.7 for the histogram observers (percentile, kl, mse).
+# threads (1.00: observing costs nothing), each the best of ROUNDS;
+# pair_ratio = the median over the rounds of each round's own ratio (its
+# bench right before its quantize), which a slow spell of a shared machine
+# that catches one side's best run but not the other's moves less.  The
+# issue's targets: >= 0.9 for minmax, >= 0.7 for the histogram observers
+# (percentile, kl, mse).
 #
 # Calibration runs over NAME_input.npy repeated COPIES times (so there are
 # enough batches for a steady figure; the first batch also fills the
@@ -106,8 +110,8 @@ quantize:
 EOF
 }
 
-fmt='%-20s %5s %7s %-15s %11s %11s %6s\n'
-printf "$fmt" net batch threads observer bench_img/s calib_img/s ratio
+fmt='%-20s %5s %7s %-15s %11s %11s %6s %10s\n'
+printf "$fmt" net batch threads observer bench_img/s calib_img/s ratio pair_ratio
 status=0
 for n in $NETS; do
     model="$CACHE/$n.onnx" data="$CACHE/${n}_input.npy" calib="$tmp/${n}_calib.npy"
@@ -116,27 +120,32 @@ for n in $NETS; do
         for t in $THREADS; do
             for o in $OBSERVERS; do
                 config "$o" "$b" >"$tmp/$o.yaml"
-                bench= cal=
+                bench= cal= pairs=
                 for r in $(seq "$ROUNDS"); do
+                    rb= rc=
                     # bench right before each quantize, so that both
                     # figures of a line see the same machine load.
                     if line=$("$QUANTKIT" bench "$model" --data "$data" --batch "$b" --threads "$t" \
                             --iters "$ITERS" 2>"$tmp/err"); then
-                        bench=$(best "$bench" "$(json images_per_s "$line")")
+                        rb=$(json images_per_s "$line")
+                        bench=$(best "$bench" "$rb")
                     else
                         echo "calibration: bench failed on $n batch $b threads $t: $(head -n 1 "$tmp/err")" >&2
                         status=1
                     fi
                     if line=$("$QUANTKIT" quantize "$model" -c "$tmp/$o.yaml" --calib "$calib" -o "$tmp/q.onnx" \
                             --threads "$t" -q 2>"$tmp/err"); then
-                        cal=$(best "$cal" "$(json calib_images_per_s "$line")")
+                        rc=$(json calib_images_per_s "$line")
+                        cal=$(best "$cal" "$rc")
                     else
                         echo "calibration: quantize failed on $n batch $b threads $t $o: $(head -n 1 "$tmp/err")" >&2
                         status=1
                     fi
+                    [ -n "$rb" ] && [ -n "$rc" ] && pairs="$pairs $(awk -v a="$rc" -v b="$rb" 'BEGIN { printf "%.4f", a / b }')"
                 done
+                pair=$(printf '%s\n' $pairs | sort -n | awk '{ v[NR] = $1 } END { if (NR) printf "%.2f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; else print "-" }')
                 ratio=$(awk -v a="$cal" -v b="$bench" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "-"; else printf "%.2f", a / b }')
-                printf "$fmt" "$n" "$b" "$t" "$o" "${bench:--}" "${cal:--}" "$ratio"
+                printf "$fmt" "$n" "$b" "$t" "$o" "${bench:--}" "${cal:--}" "$ratio" "$pair"
             done
         done
     done

@@ -49,11 +49,12 @@ static void silu(model_build *m, const char *x, const char *s, const char *y)
  *   SS = Sigmoid(GlobalAveragePool(W))            a squeeze-excitation scale
  *   P = W * SS, Q = Conv1x1(P)                    Mul folded in, the engine packs P
  *   P2 = W * SS, Q2 = Conv3x3(P2)                 Mul folded into conv_direct.c's kernel
+ *   H = Conv3x3(Q), HR = H + Q, V = Relu(HR)      conv_direct.c's kernel, residual chain
  * With `plain` every value is a graph output, so nothing is fused: the
  * node-by-node reference.  Q2's kernel gathers nothing: it is scanned, and
  * P2 comes from a scan of W * SS. */
-static const char *const values[] = {"A", "S", "M", "B", "R", "Y", "D", "DS", "DM", "E", "ES",
-                                     "EM", "F", "Z", "G", "W", "SS", "P", "Q", "P2", "Q2"};
+static const char *const values[] = {"A", "S", "M", "B", "R",  "Y",  "D",  "DS", "DM", "E", "ES", "EM",
+                                     "F", "Z", "G", "W", "SS", "P", "Q", "P2", "Q2", "H",  "HR", "V"};
 #define N_VALUES (sizeof values / sizeof *values)
 /* Small enough to be observed whole, or made where nothing gathers. */
 static int scanned(const char *v) { return !strcmp(v, "SS") || !strcmp(v, "Q2"); }
@@ -91,11 +92,15 @@ static ir_graph *build(int plain)
     conv(m, "P", "Q", "c4", 32, 32, 1, 1, 1);
     mb_node(m, "Mul", 2, mi, 1, mo2);
     conv(m, "P2", "Q2", "c5", 32, 32, 3, 1, 1);
-    mb_output(m, "Q");
+    conv(m, "Q", "H", "c6", 32, 32, 3, 1, 1);
+    const char *hi2[] = {"H", "Q"}, *ho[] = {"HR"}, *vi[] = {"HR"}, *vo[] = {"V"};
+    mb_node(m, "Add", 2, hi2, 1, ho);
+    mb_node(m, "Relu", 1, vi, 1, vo);
+    mb_output(m, "V");
     mb_output(m, "Q2");
     if (plain)
         for (size_t k = 0; k < N_VALUES; k++)
-            if (strcmp(values[k], "Q") && strcmp(values[k], "Q2")) mb_output(m, values[k]);
+            if (strcmp(values[k], "V") && strcmp(values[k], "Q2")) mb_output(m, values[k]);
     return mb_load(m);
 }
 

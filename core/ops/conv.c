@@ -1846,8 +1846,12 @@ static int conv_implicit(op_ctx *c, const conv_geom *g, const conv_state *st, co
         a.img_stride = g->c * pad.chan_sz;
     }
     sgemm_epi ep = engine_epi(c, bias);
+    ep.ext = c->ext;
+    ep.ext_stages = c->ext_stages;
     a.ep = &ep;
-    return convd_run(st->dw, &a, c->pool) ? QK_UNKNOWN : QK_OK;
+    if (convd_run(st->dw, &a, c->pool)) return QK_UNKNOWN;
+    c->ext_gathered = c->ext != NULL;
+    return QK_OK;
 }
 
 /* Runs the engine; QK_UNKNOWN when it does not apply (the caller takes
@@ -1992,7 +1996,9 @@ unsigned conv_ext_stages(op_ctx *c)
     const float *scale = c->in_scale ? c->in_scale->data : NULL;
     int gemv = g.n == 1 && g.out_sz == 1 && g.in_sz == 1 && g.k_sz == 1 && !scale;
     if (st && !gemv && st->w == c->in[1]->data && g.group == 1 && st->m == g.m && st->k == g.cg * g.k_sz) {
-        if (st->dw || (g.n > 1 && g.out_sz < sgemm_pa_nr(st->pa))) return 0;   /* conv_implicit, plain paths */
+        /* conv_direct.c's kernel folds as it stores, like the engine's tile. */
+        if (st->dw) return scale ? 0 : (1u << EXT_STAGES) - 1 - (1u << EXT_IN);
+        if (g.n > 1 && g.out_sz < sgemm_pa_nr(st->pa)) return 0;   /* the plain paths */
         int pointwise = 1;
         for (int a = 0; a < SP; a++)
             if (g.k[a] != 1 || g.str[a] != 1 || g.pb[a] != 0 || g.pe[a] != 0) pointwise = 0;

@@ -18,6 +18,7 @@
  * memory), then adds the bias per channel in registers, transposes the
  * 32 x R block to channel rows and applies the residual, clamp and SiLU
  * while storing those rows into NCHW. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "conv_direct.h"
@@ -127,9 +128,21 @@ static inline void transpose16(__m512 v[16])
     }
 }
 
+/* Folds lanes m of v into a stage's (lo, hi): with FINITE only finite
+ * values, else any but NaN (min(v, lo) is lo when v is NaN). */
+__attribute__((target("avx512f"), always_inline))
+static inline void fold_stage(__m512 *lo, __m512 *hi, __m512 v, __mmask16 m, int finite)
+{
+    if (finite) m = _mm512_mask_cmp_ps_mask(m, _mm512_abs_ps(v), _mm512_set1_ps(INFINITY), _CMP_LT_OQ);
+    *lo = _mm512_mask_min_ps(*lo, m, v, *lo);
+    *hi = _mm512_mask_max_ps(*hi, m, v, *hi);
+}
+
 /* Transposes acc[0..15] (vector r: the 16 channels at position r) and
  * stores the first nc channel rows (lane r = position r < R) at y, channel
- * stride plane, after the residual, the clamp and SiLU. */
+ * stride plane, after the residual, the clamp and SiLU -- folding the
+ * stages ep->ext_stages asks for into this thread's lanes ep->ext
+ * (direct_task points it there), as sgemm.h's EXT_* describe. */
 __attribute__((target("avx512f"), always_inline))
 static inline void store_rows(__m512 acc[16], int R, int64_t nc, float *y, const float *res, int64_t plane,
                               const sgemm_epi *ep)
@@ -137,18 +150,37 @@ static inline void store_rows(__m512 acc[16], int R, int64_t nc, float *y, const
     const __mmask16 mask = (__mmask16)((1u << R) - 1);
     transpose16(acc);
     if (nc > 16) nc = 16;
+    unsigned st = ep && ep->ext ? ep->ext_stages : 0;
+    __m512 lo[EXT_STAGES], hi[EXT_STAGES];
+    for (int s = 0; s < EXT_STAGES; s++)
+        if (st & 1u << s) {
+            lo[s] = _mm512_loadu_ps(ep->ext + s * EXT_STAGE_FLOATS);
+            hi[s] = _mm512_loadu_ps(ep->ext + s * EXT_STAGE_FLOATS + EXT_LANES);
+        }
     for (int c = 0; c < nc; c++) {
         __m512 v = acc[c];
         int64_t off = c * plane;
         if (ep) {
+            if (st & 1u << EXT_HEAD) fold_stage(&lo[EXT_HEAD], &hi[EXT_HEAD], v, mask, 1);
             if (res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, res + off));
+            if (st & 1u << EXT_SUM) fold_stage(&lo[EXT_SUM], &hi[EXT_SUM], v, mask, 1);
             /* max(lo, x) then min(hi, .): a NaN x passes, as in the other
              * Relu/Clip kernels. */
             if (ep->clamp) v = _mm512_min_ps(_mm512_set1_ps(ep->hi), _mm512_max_ps(_mm512_set1_ps(ep->lo), v));
-            if (ep->silu) v = _mm512_mul_ps(v, qk_sigmoid512(v));
+            if (ep->silu) {
+                __m512 g = qk_sigmoid512(v);
+                if (st & 1u << EXT_SIG) fold_stage(&lo[EXT_SIG], &hi[EXT_SIG], g, mask, 0);
+                v = _mm512_mul_ps(v, g);
+            }
         }
         _mm512_mask_storeu_ps(y + off, mask, v);
+        if (st & 1u << EXT_OUT) fold_stage(&lo[EXT_OUT], &hi[EXT_OUT], v, mask, 0);
     }
+    for (int s = 0; s < EXT_STAGES; s++)
+        if (st & 1u << s) {
+            _mm512_storeu_ps(ep->ext + s * EXT_STAGE_FLOATS, lo[s]);
+            _mm512_storeu_ps(ep->ext + s * EXT_STAGE_FLOATS + EXT_LANES, hi[s]);
+        }
 }
 
 /* One tile: CO channels of block `blk` x R positions starting at x (input
@@ -250,9 +282,16 @@ static void tile_pair(int W, int S, int64_t dx, const float *wb, int64_t K, cons
  * their weights together stay in L2. */
 static void direct_task(void *arg, int64_t t0, int64_t t1, int tid)
 {
-    (void)tid;
     const djob *j = arg;
     const convd_args *a = j->a;
+    /* Calibration: this thread's lanes for the extremes (sgemm_epi.ext). */
+    sgemm_epi own;
+    const sgemm_epi *ep = a->ep;
+    if (ep && ep->ext) {
+        own = *ep;
+        own.ext = ep->ext + (int64_t)tid * EXT_FLOATS;
+        ep = &own;
+    }
     const convd_w *w = j->w;
     const int64_t W = a->width, G = j->group, units = j->units;
     const int64_t n_tiles = (W + R_MAX - 1) / R_MAX;
@@ -266,11 +305,11 @@ static void direct_task(void *arg, int64_t t0, int64_t t1, int tid)
         const float *x = a->x + img * a->img_stride + a->row_off[q];
         int64_t yo = (img * w->m + m0) * a->plane + q * W;
         float *y = a->y + yo;
-        const float *res = a->ep && a->ep->res ? a->ep->res + yo : NULL;
+        const float *res = ep && ep->res ? ep->res + yo : NULL;
         const float *wb = w->data + blk * w->k * CO;
         if (j->paired && q + 1 < a->rows) {
             tile_pair((int)W, (int)a->step, a->row_off[q + 1] - a->row_off[q], wb, w->k, a->roff, x, m0, m1, y,
-                      res, a->plane, a->ep);
+                      res, a->plane, ep);
             continue;
         }
         /* Near-equal tiles: W = n_tiles * base + extra, the first `extra`
@@ -279,7 +318,7 @@ static void direct_task(void *arg, int64_t t0, int64_t t1, int tid)
         for (int64_t i = 0; i < n_tiles; i++) {
             int R = (int)(base + (i < extra));
             tile(R, (int)a->step, wb, w->k, a->roff, x + o * a->step, m0, m1, y + o, res ? res + o : NULL,
-                 a->plane, a->ep);
+                 a->plane, ep);
             o += R;
         }
     }

@@ -445,7 +445,7 @@ int calib_run(calibrator *c, executor *e, const data_set *ds, int64_t batch, int
             else
                 by_part[v] = extremes && !sl->shardable ? EXEC_EXTREMES : EXEC_WHOLE;
         }
-        exec_set_observed_by_part(e, observe_part, by_part);
+        rc = exec_set_observed_by_part(e, observe_part, by_part, err);
     }
     exec_set_observed_by_sample(e, observable_by_sample(c, by_part && rc == QK_OK && c->parts_ok && ext_ok));
     for (int64_t s = 0; s < total && rc == QK_OK; s += batch) {

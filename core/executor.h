@@ -85,8 +85,9 @@ static inline int exec_in_parts(const char *by_part, int v)
  * whole: for order-free per-tensor observers (QK_OBSERVER_SHARDABLE).  The
  * parts cover each value once.  A chain whose intermediates the observer
  * wants (see exec_set_observed) then runs its element-wise tail a
- * cache-sized piece at a time and has each piece observed while in cache. */
-void exec_set_observed_by_part(executor *e, exec_observe_part_fn fn, const char *by_part);
+ * cache-sized piece at a time and has each piece observed while in cache.
+ * Returns QK_OK, or QK_ENOMEM (the observer then takes every value whole). */
+int exec_set_observed_by_part(executor *e, exec_observe_part_fn fn, const char *by_part, qk_err *err);
 
 /* The executor's thread pool, idle between kernels: an observer may split
  * its own work over it (NULL when the executor runs on one thread). */

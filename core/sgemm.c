@@ -925,8 +925,9 @@ typedef struct tile_out {
 } tile_out;
 
 /* For kernels without tile_ext: folds the tile's finite values into lane
- * 0 of a thread's OUT extremes (sgemm_epi.ext) after the store, from L1. */
-static void fold_tile(float *lanes, const tile_out *t)
+ * 0 of a thread's OUT extremes (sgemm_epi.ext) after the store, from L1.
+ * Out of line: packed_task's loop around the tiles stays small. */
+__attribute__((noinline)) static void fold_tile(float *lanes, const tile_out *t)
 {
     for (int r = 0; r < t->rows; r++)
         for (int part = 0; part < 2; part++) {
@@ -951,7 +952,10 @@ typedef struct pjob {
     int64_t mrows, n_mb;      /* rows per task (multiple of mr), row tasks */
 } pjob;
 
-static void packed_task(void *arg, int64_t t0, int64_t t1, int tid)
+/* EXT (compile time): calibration's variant, gathering extremes -- so
+ * that inference runs the loop it ran before that existed. */
+__attribute__((always_inline)) static inline void packed_loop(const int EXT, void *arg, int64_t t0, int64_t t1,
+                                                              int tid)
 {
     const pjob *j = arg;
     const sgemm_pa *A = j->A;
@@ -959,6 +963,11 @@ static void packed_task(void *arg, int64_t t0, int64_t t1, int tid)
     const int MR = A->mr, NR = kn->nr;
     const sgemm_epi *ep = j->ep;
     packbuf *pb = get_bufs(0, (size_t)(A->kc * j->ncb));
+    /* Calibration (sgemm_epi.ext): this thread's lanes, which the packer
+     * (EXT_IN) and the tiles of each last K block (the rest) fold into. */
+    float *own = EXT && ep && ep->ext ? ep->ext + (int64_t)tid * EXT_FLOATS : NULL;
+    const unsigned tile_stages = EXT && own ? ep->ext_stages & ~(1u << EXT_IN) : 0;
+    const int post = ep && ep->post;
     for (int64_t t = t0; t < t1; t++) {
         int64_t jb = t / j->n_mb, mb = t % j->n_mb;
         int64_t j0 = jb * j->ncb, nc = j->N - j0 < j->ncb ? j->N - j0 : j->ncb;
@@ -968,10 +977,12 @@ static void packed_task(void *arg, int64_t t0, int64_t t1, int tid)
         float sb[MAX_NR * 256] __attribute__((aligned(ALIGN)));
         for (int64_t pc = 0; pc < A->K; pc += A->kc) {
             int64_t kc = A->K - pc < A->kc ? A->K - pc : A->kc;
-            float *own = ep && ep->ext ? ep->ext + (int64_t)tid * EXT_FLOATS : NULL;
             if (pb) j->pack_b(j->arg, pc, kc, j0, nc, NR, pb->b, own);
             const float *ablk = A->data + pc * A->Mp;
             int first = pc == 0, last = pc + kc >= A->K;
+            float *lanes = EXT && last && tile_stages ? own : NULL;
+            void (*tile)(int, const ptile *) = EXT && lanes && kn->tile_ext && !post ? kn->tile_ext : kn->tile;
+            const int fold_after = EXT && lanes && (tile_stages & 1u << EXT_OUT) && (!kn->tile_ext || post);
             /* Panel by panel, each across the block's slivers: the A panel
              * stays in L1, B slivers come from L2, and C is written in
              * runs of the block's width per row -- few, long write streams,
@@ -993,21 +1004,16 @@ static void packed_task(void *arg, int64_t t0, int64_t t1, int tid)
                                 .delta = j->seg_stride - j->seg, .lo = lo, .hi = vmask & ~lo,
                                 .bias = ep && ep->bias ? ep->bias + ir : NULL, .first = first, .last = last,
                                 .clamp = ep && ep->clamp, .silu = ep && ep->silu, .alo = ep ? ep->lo : 0,
-                                .ahi = ep ? ep->hi : 0};
-                    /* EXT_IN is the packer's; the tile gathers the rest. */
-                    unsigned tile_stages = ep ? ep->ext_stages & ~(1u << EXT_IN) : 0;
-                    float *lanes = last && tile_stages ? own : NULL;
-                    tl.ext = lanes;
-                    tl.ext_stages = tile_stages;
-                    (lanes && kn->tile_ext && !ep->post ? kn->tile_ext : kn->tile)(rows, &tl);
-                    if (last && ep && ep->post)
+                                .ahi = ep ? ep->hi : 0, .ext = lanes, .ext_stages = tile_stages};
+                    tile(rows, &tl);
+                    if (last && post)
                         for (int r = 0; r < rows; r++) {
                             float *cr = tl.c + r * j->ldc;
                             int64_t n0 = split < valid ? split : valid;
                             ep->post(cr, n0);
                             if (n0 < valid) ep->post(cr + tl.delta + n0, valid - n0);
                         }
-                    if (lanes && (tile_stages & 1u << EXT_OUT) && (!kn->tile_ext || ep->post)) {
+                    if (EXT && fold_after) {
                         int64_t n0 = split < valid ? split : valid;
                         tile_out to = {tl.c, j->ldc, tl.delta, n0, valid - n0, rows};
                         fold_tile(lanes, &to);
@@ -1017,6 +1023,9 @@ static void packed_task(void *arg, int64_t t0, int64_t t1, int tid)
         }
     }
 }
+
+static void packed_task(void *arg, int64_t t0, int64_t t1, int tid) { packed_loop(0, arg, t0, t1, tid); }
+static void packed_task_ext(void *arg, int64_t t0, int64_t t1, int tid) { packed_loop(1, arg, t0, t1, tid); }
 
 unsigned sgemm_ext_stages(const sgemm_pa *A)
 {
@@ -1064,8 +1073,9 @@ int sgemm_packed(const sgemm_pa *A, int64_t N, sgemm_pack_b_fn pack_b, void *arg
     j.n_mb = (A->M + j.mrows - 1) / j.mrows;
     int64_t tasks = j.n_jb * j.n_mb;
     double flops = 2.0 * (double)A->M * (double)N * (double)A->K;
-    if (nt == 1 || tasks == 1 || flops < 2.0 * 64 * 64 * 64) packed_task(&j, 0, tasks, 0);
-    else tp_parallel_for(pool, tasks, 1, packed_task, &j);
+    tp_fn task = ep && ep->ext ? packed_task_ext : packed_task;
+    if (nt == 1 || tasks == 1 || flops < 2.0 * 64 * 64 * 64) task(&j, 0, tasks, 0);
+    else tp_parallel_for(pool, tasks, 1, task, &j);
     return 0;
 }
 

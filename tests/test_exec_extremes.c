@@ -211,7 +211,7 @@ static void check(int threads, int64_t batch, int by_sample, int dirty, int mode
     exec_set_observer(e, see_whole, &w);
     char *by = malloc((size_t)g->n_values);
     memset(by, mode, (size_t)g->n_values);
-    exec_set_observed_by_part(e, see_part, by);
+    ck_assert_int_eq(exec_set_observed_by_part(e, see_part, by, &err), QK_OK);
     if (by_sample) {
         ck_assert_int_gt(exec_sample_prefix(e), 0);
         exec_set_observed_by_sample(e, 1);

@@ -155,7 +155,7 @@ START_TEST(test_observed_chains_show_node_by_node_values)
                 exec_set_observer(e, see_whole, &w);
                 char *by_part = malloc((size_t)g->n_values);
                 memset(by_part, mode > 0, (size_t)g->n_values);
-                if (mode > 0) exec_set_observed_by_part(e, see_part, by_part);
+                if (mode > 0) ck_assert_int_eq(exec_set_observed_by_part(e, see_part, by_part, &err), QK_OK);
                 if (mode == 2) {
                     ck_assert_int_gt(exec_sample_prefix(e), 0);
                     exec_set_observed_by_sample(e, 1);

@@ -1036,21 +1036,23 @@ static inline void dw_ext_store(const dw_ext *e, float *lanes)
 }
 
 /* The activation of a depthwise output vector v (acc with the bias) and
- * its store, lanes m of it, folding the stages e gathers. */
+ * its store, lanes m of it -- with EXT (compile time, so that inference
+ * runs the code it ran before calibration had any of this) folding the
+ * stages e gathers. */
 __attribute__((target("avx512f"), always_inline))
-static inline void dw_finish(const int SILU, __m512 acc, __m512 vlo, __m512 vhi, float *y, __mmask16 m, int full,
-                             dw_ext *e)
+static inline void dw_finish(const int SILU, const int EXT, __m512 acc, __m512 vlo, __m512 vhi, float *y,
+                             __mmask16 m, int full, dw_ext *e)
 {
-    if (e->stages & 1u << EXT_HEAD) dw_fold(&e->h_lo, &e->h_hi, acc, m, 1);
+    if (EXT && (e->stages & 1u << EXT_HEAD)) dw_fold(&e->h_lo, &e->h_hi, acc, m, 1);
     __m512 v = _mm512_min_ps(vhi, _mm512_max_ps(vlo, acc));
     if (SILU) {
         __m512 g = qk_sigmoid512(v);
-        if (e->stages & 1u << EXT_SIG) dw_fold(&e->g_lo, &e->g_hi, g, m, 0);
+        if (EXT && (e->stages & 1u << EXT_SIG)) dw_fold(&e->g_lo, &e->g_hi, g, m, 0);
         v = _mm512_mul_ps(v, g);
     }
     if (full) _mm512_storeu_ps(y, v);
     else _mm512_mask_storeu_ps(y, m, v);
-    if (e->stages & 1u << EXT_OUT) dw_fold(&e->o_lo, &e->o_hi, v, m, 0);
+    if (EXT && (e->stages & 1u << EXT_OUT)) dw_fold(&e->o_lo, &e->o_hi, v, m, 0);
 }
 
 /* One block of DW_ROWS output rows x 16 columns whose taps all fall
@@ -1059,7 +1061,7 @@ static inline void dw_finish(const int SILU, __m512 acc, __m512 vlo, __m512 vhi,
  * loads and FMAs -- the case of nearly every block of a large plane, where
  * the tests of the border code cost more than the FMAs. */
 __attribute__((target("avx512f"), always_inline))
-static inline void dw_block_inner(const int K, const int S, const int SILU, const float *x0, int64_t W,
+static inline void dw_block_inner(const int K, const int S, const int SILU, const int EXT, const float *x0, int64_t W,
                                   const float *w, __m512 vb, __m512 vlo, __m512 vhi, float *y, int64_t OW,
                                   dw_ext *e)
 {
@@ -1083,7 +1085,7 @@ static inline void dw_block_inner(const int K, const int S, const int SILU, cons
         }
     }
 #pragma GCC unroll 4
-    for (int r = 0; r < DW_ROWS; r++) dw_finish(SILU, acc[r], vlo, vhi, y + r * OW, 0xffff, 1, e);
+    for (int r = 0; r < DW_ROWS; r++) dw_finish(SILU, EXT, acc[r], vlo, vhi, y + r * OW, 0xffff, 1, e);
 }
 
 /* One plane with compile-time kernel size K x K and stride S (both axes),
@@ -1091,11 +1093,11 @@ static inline void dw_block_inner(const int K, const int S, const int SILU, cons
  * Blocks whose taps all fall inside the plane go to dw_block_inner; the
  * border blocks load under masks and skip the rows outside. */
 __attribute__((target("avx512f"), always_inline))
-static inline void dw_plane_k(const int K, const int S, const int SILU, const dw_job *j, const float *x,
-                              const float *w, float bias, float *y, float *lanes)
+static inline void dw_plane_k(const int K, const int S, const int SILU, const int EXT, const dw_job *j,
+                              const float *x, const float *w, float bias, float *y, float *lanes)
 {
     dw_ext e;
-    dw_ext_load(&e, j->ext_stages, lanes);
+    dw_ext_load(&e, j->ext_stages, EXT ? lanes : NULL);
     const conv_geom *g = j->g;
     const int64_t H = g->in[1], W = g->in[2], OH = g->out[1], OW = g->out[2];
     const int64_t PT = g->pb[1], PL = g->pb[2];
@@ -1130,7 +1132,7 @@ static inline void dw_plane_k(const int K, const int S, const int SILU, const dw
         for (int64_t ow0 = 0; ow0 < OW;) {
             if (rows_in && ow0 == c_lo && c_hi > c_lo) {
                 for (; ow0 < c_hi; ow0 += 16)
-                    dw_block_inner(K, S, SILU, x + top * W + ow0 * S - PL, W, w, vb, vlo, vhi, y + oh0 * OW + ow0,
+                    dw_block_inner(K, S, SILU, EXT, x + top * W + ow0 * S - PL, W, w, vb, vlo, vhi, y + oh0 * OW + ow0,
                                    OW, &e);
                 continue;
             }
@@ -1168,33 +1170,51 @@ static inline void dw_plane_k(const int K, const int S, const int SILU, const dw
             int nr = (int)(OH - oh0 < DW_ROWS ? OH - oh0 : DW_ROWS);
 #pragma GCC unroll 4
             for (int r = 0; r < DW_ROWS; r++)
-                if (r < nr) dw_finish(SILU, acc[r], vlo, vhi, y + (oh0 + r) * OW + ow0, om, 0, &e);
+                if (r < nr) dw_finish(SILU, EXT, acc[r], vlo, vhi, y + (oh0 + r) * OW + ow0, om, 0, &e);
             ow0 += 16;
         }
     }
-    if (lanes) dw_ext_store(&e, lanes);
+    if (EXT && lanes) dw_ext_store(&e, lanes);
+}
+
+#define DW_PLANE(EXT)                                                                         \
+    switch ((K * 4 + S) * 2 + (j->silu != 0)) {                                               \
+    case (3 * 4 + 1) * 2: dw_plane_k(3, 1, 0, EXT, j, x, w, bias, y, lanes); break;           \
+    case (3 * 4 + 2) * 2: dw_plane_k(3, 2, 0, EXT, j, x, w, bias, y, lanes); break;           \
+    case (5 * 4 + 1) * 2: dw_plane_k(5, 1, 0, EXT, j, x, w, bias, y, lanes); break;           \
+    case (5 * 4 + 2) * 2: dw_plane_k(5, 2, 0, EXT, j, x, w, bias, y, lanes); break;           \
+    case (7 * 4 + 1) * 2: dw_plane_k(7, 1, 0, EXT, j, x, w, bias, y, lanes); break;           \
+    case (7 * 4 + 2) * 2: dw_plane_k(7, 2, 0, EXT, j, x, w, bias, y, lanes); break;           \
+    case (3 * 4 + 1) * 2 + 1: dw_plane_k(3, 1, 1, EXT, j, x, w, bias, y, lanes); break;       \
+    case (3 * 4 + 2) * 2 + 1: dw_plane_k(3, 2, 1, EXT, j, x, w, bias, y, lanes); break;       \
+    case (5 * 4 + 1) * 2 + 1: dw_plane_k(5, 1, 1, EXT, j, x, w, bias, y, lanes); break;       \
+    case (5 * 4 + 2) * 2 + 1: dw_plane_k(5, 2, 1, EXT, j, x, w, bias, y, lanes); break;       \
+    case (7 * 4 + 1) * 2 + 1: dw_plane_k(7, 1, 1, EXT, j, x, w, bias, y, lanes); break;       \
+    default: dw_plane_k(7, 2, 1, EXT, j, x, w, bias, y, lanes); break;                        \
+    }
+
+/* Calibration's variant, folding into lanes (dw_job.ext). */
+__attribute__((target("avx512f")))
+static void dw_plane_avx512_ext(const dw_job *j, const float *x, const float *w, float bias, float *y,
+                                float *lanes)
+{
+    const conv_geom *g = j->g;
+    int K = (int)g->k[2], S = (int)g->str[2];
+    DW_PLANE(1)
 }
 
 __attribute__((target("avx512f")))
 static void dw_plane_avx512(const dw_job *j, const float *x, const float *w, float bias, float *y, float *lanes)
 {
+    if (lanes) {
+        dw_plane_avx512_ext(j, x, w, bias, y, lanes);
+        return;
+    }
     const conv_geom *g = j->g;
     int K = (int)g->k[2], S = (int)g->str[2];
-    switch ((K * 4 + S) * 2 + (j->silu != 0)) {
-    case (3 * 4 + 1) * 2: dw_plane_k(3, 1, 0, j, x, w, bias, y, lanes); break;
-    case (3 * 4 + 2) * 2: dw_plane_k(3, 2, 0, j, x, w, bias, y, lanes); break;
-    case (5 * 4 + 1) * 2: dw_plane_k(5, 1, 0, j, x, w, bias, y, lanes); break;
-    case (5 * 4 + 2) * 2: dw_plane_k(5, 2, 0, j, x, w, bias, y, lanes); break;
-    case (7 * 4 + 1) * 2: dw_plane_k(7, 1, 0, j, x, w, bias, y, lanes); break;
-    case (7 * 4 + 2) * 2: dw_plane_k(7, 2, 0, j, x, w, bias, y, lanes); break;
-    case (3 * 4 + 1) * 2 + 1: dw_plane_k(3, 1, 1, j, x, w, bias, y, lanes); break;
-    case (3 * 4 + 2) * 2 + 1: dw_plane_k(3, 2, 1, j, x, w, bias, y, lanes); break;
-    case (5 * 4 + 1) * 2 + 1: dw_plane_k(5, 1, 1, j, x, w, bias, y, lanes); break;
-    case (5 * 4 + 2) * 2 + 1: dw_plane_k(5, 2, 1, j, x, w, bias, y, lanes); break;
-    case (7 * 4 + 1) * 2 + 1: dw_plane_k(7, 1, 1, j, x, w, bias, y, lanes); break;
-    default: dw_plane_k(7, 2, 1, j, x, w, bias, y, lanes); break;
-    }
+    DW_PLANE(0)
 }
+#undef DW_PLANE
 #endif
 
 static void dw_task(void *arg, int64_t p0, int64_t p1, int tid)
@@ -1284,7 +1304,7 @@ static inline void transpose16(__m512 *r)
 
 /* One group of 16 channels with compile-time kernel size K. */
 __attribute__((target("avx512f"), always_inline))
-static inline void dws_group_k(const int K, const dws_job *j, int64_t grp, float *tb, float *lanes)
+static inline void dws_group_k(const int K, const int EXT, const dws_job *j, int64_t grp, float *tb, float *lanes)
 {
     const conv_geom *g = j->g;
     const int64_t H = g->in[1], W = g->in[2], OH = g->out[1], OW = g->out[2], S = g->str[2];
@@ -1325,7 +1345,7 @@ static inline void dws_group_k(const int K, const dws_job *j, int64_t grp, float
     }
     const __m512 vlo = _mm512_set1_ps(j->lo), vhi = _mm512_set1_ps(j->hi);
     dw_ext e;
-    dw_ext_load(&e, j->ext_stages, lanes);
+    dw_ext_load(&e, j->ext_stages, EXT ? lanes : NULL);
     /* Four output positions of a row at once: four independent FMA chains. */
     for (int64_t oh = 0; oh < OH; oh++) {
         const float *trow = tb + oh * S * WP * DWS_GROUP;
@@ -1344,12 +1364,12 @@ static inline void dws_group_k(const int K, const dws_job *j, int64_t grp, float
                 }
             /* One position, 16 channels: every lane is a value. */
             for (int q = 0; q < nq; q++) {
-                if (j->silu) dw_finish(1, acc[q], vlo, vhi, orow + (ow + q) * DWS_GROUP, 0xffff, 1, &e);
-                else dw_finish(0, acc[q], vlo, vhi, orow + (ow + q) * DWS_GROUP, 0xffff, 1, &e);
+                if (j->silu) dw_finish(1, EXT, acc[q], vlo, vhi, orow + (ow + q) * DWS_GROUP, 0xffff, 1, &e);
+                else dw_finish(0, EXT, acc[q], vlo, vhi, orow + (ow + q) * DWS_GROUP, 0xffff, 1, &e);
             }
         }
     }
-    if (lanes) dw_ext_store(&e, lanes);
+    if (EXT && lanes) dw_ext_store(&e, lanes);
     /* Out: back to 16 planes. */
     float *y = j->y + p0 * P;
     for (int64_t i = 0; i < P; i += 16) {
@@ -1375,8 +1395,13 @@ static void dws_task(void *arg, int64_t t0, int64_t t1, int tid)
                 _mm512_store_ps(tb + (r * j->wp + q) * DWS_GROUP, _mm512_setzero_ps());
     float *lanes = j->ext ? j->ext + (int64_t)tid * EXT_FLOATS : NULL;
     for (int64_t t = t0; t < t1; t++) {
-        if (j->g->k[2] == 3) dws_group_k(3, j, t, tb, lanes);
-        else dws_group_k(5, j, t, tb, lanes);
+        if (lanes) {
+            if (j->g->k[2] == 3) dws_group_k(3, 1, j, t, tb, lanes);
+            else dws_group_k(5, 1, j, t, tb, lanes);
+        } else {
+            if (j->g->k[2] == 3) dws_group_k(3, 0, j, t, tb, NULL);
+            else dws_group_k(5, 0, j, t, tb, NULL);
+        }
     }
 }
 #endif

@@ -144,13 +144,14 @@ static inline void fold_stage(__m512 *lo, __m512 *hi, __m512 v, __mmask16 m, int
  * stages ep->ext_stages asks for into this thread's lanes ep->ext
  * (direct_task points it there), as sgemm.h's EXT_* describe. */
 __attribute__((target("avx512f"), always_inline))
-static inline void store_rows(__m512 acc[16], int R, int64_t nc, float *y, const float *res, int64_t plane,
-                              const sgemm_epi *ep)
+static inline void store_rows(const int EXT, __m512 acc[16], int R, int64_t nc, float *y, const float *res,
+                              int64_t plane, const sgemm_epi *ep)
 {
     const __mmask16 mask = (__mmask16)((1u << R) - 1);
     transpose16(acc);
     if (nc > 16) nc = 16;
-    unsigned st = ep && ep->ext ? ep->ext_stages : 0;
+    /* EXT (compile time): inference runs the code it ran before. */
+    unsigned st = EXT && ep && ep->ext ? ep->ext_stages : 0;
     __m512 lo[EXT_STAGES], hi[EXT_STAGES];
     for (int s = 0; s < EXT_STAGES; s++)
         if (st & 1u << s) {
@@ -225,8 +226,13 @@ static inline void tile_r(const int R, const int R1, const int S, int64_t dx, co
             a1[r] = _mm512_add_ps(a1[r], v1);
         }
     }
-    store_rows(a0, R, m1 - m0, y, res, plane, ep);
-    if (m1 > m0 + 16) store_rows(a1, R, m1 - m0 - 16, y + 16 * plane, res ? res + 16 * plane : NULL, plane, ep);
+    if (ep && ep->ext) {
+        store_rows(1, a0, R, m1 - m0, y, res, plane, ep);
+        if (m1 > m0 + 16) store_rows(1, a1, R, m1 - m0 - 16, y + 16 * plane, res ? res + 16 * plane : NULL, plane, ep);
+        return;
+    }
+    store_rows(0, a0, R, m1 - m0, y, res, plane, ep);
+    if (m1 > m0 + 16) store_rows(0, a1, R, m1 - m0 - 16, y + 16 * plane, res ? res + 16 * plane : NULL, plane, ep);
 }
 
 __attribute__((target("avx512f")))

@@ -900,12 +900,11 @@ static int observe_whole(executor *e, int v, const xt *t)
     return rc;
 }
 
-/* The epilogue stage (EXT_*, sgemm.h) at which node i, run fused (or not:
- * its output is then the stored OUT), makes value v; -1 for none. */
-static int chain_stage(const executor *e, int i, int fused, int v)
+/* The epilogue stage (EXT_*, sgemm.h) at which node i, run fused with its
+ * chain, makes value v; -1 for none. */
+static int chain_stage(const executor *e, int i, int v)
 {
     const fusion *f = &e->fus[i];
-    if (!fused) return v == e->g->nodes[i].out[0] ? EXT_OUT : -1;
     if (v == f->final) return EXT_OUT;
     if (v == e->g->nodes[i].out[0]) return EXT_HEAD;
     for (int k = 0; k < f->n_members; k++) {
@@ -951,12 +950,13 @@ static int observe_stage(executor *e, int v, int stage, const xt *stored)
     double t0 = e->prof ? now_s() : 0;
     int threads = tp_nthreads(e->pool), rc = QK_OK, seen = 0, scan = 0;
     float all_lo = INFINITY, all_hi = -INFINITY;
-    for (int k = 0; k < threads && !scan; k++) {
+    /* Only OUT lets infinities in (the other stages' folds skip them). */
+    for (int k = 0; stage == EXT_OUT && k < threads && !scan; k++) {
         const float *l = e->ext + (int64_t)k * EXT_FLOATS + stage * EXT_STAGE_FLOATS;
         for (int i = 0; i < EXT_LANES; i++) scan |= isinf(l[i]) && l[i] < 0;
         for (int i = 0; i < EXT_LANES; i++) scan |= isinf(l[EXT_LANES + i]) && l[EXT_LANES + i] > 0;
     }
-    if (scan && stage == EXT_OUT) return observe_whole(e, v, stored);
+    if (scan) return observe_whole(e, v, stored);
     for (int k = 0; k < threads && rc == QK_OK; k++) {
         const float *l = e->ext + (int64_t)k * EXT_FLOATS + stage * EXT_STAGE_FLOATS;
         float lo = INFINITY, hi = -INFINITY;
@@ -1121,21 +1121,23 @@ static int run_node(executor *e, int i, qk_err *err)
         epi = f->epi;
         epi.residual = f->residual >= 0 ? &e->rt[f->residual] : NULL;
     }
-    /* Stages (EXT_*) whose extremes the head gathers for the observer. */
-    unsigned stages = 0;
+    /* Stages (EXT_*) whose extremes the head gathers for the observer, and
+     * those its kernel can gather with the epilogue it will run (-1u: not
+     * asked yet; op_gathers is asked once per epilogue). */
+    unsigned stages = 0, can = -1u;
     if (fuse && e->observe) {
         /* Observed: only when the chain's intermediates are not wanted, or
          * wanted as extremes the head gathers; else the rest of the chain
          * runs in a tail pass (exec_tail.h). */
         for (int k = 0; k < f->n_inter && fuse; k++) {
-            int v = f->inter[k], st = chain_stage(e, i, 1, v);
+            int v = f->inter[k], st = chain_stage(e, i, v);
             if (!wanted(e, v)) continue;
             if (takes_extremes(e, v) && st >= 0) stages |= 1u << st;
             else fuse = 0;
         }
-        if (fuse && stages && (stages & ~op_gathers(e, i, &c, &epi))) fuse = 0;
+        if (fuse && stages && (stages & ~(can = op_gathers(e, i, &c, &epi)))) fuse = 0;
         tail = !fuse;
-        if (!fuse) stages = 0;
+        if (!fuse) stages = 0, can = -1u;
     }
     if (fuse) {
         e->rt[f->final] = *outs[0];
@@ -1166,13 +1168,16 @@ static int run_node(executor *e, int i, qk_err *err)
     /* The stored output too, when the observer takes its extremes. */
     int out_v = fuse ? f->final : n->out[0];
     if (e->observe && !tail && !concat_done && outs[0] && outs[0]->dtype == DT_FLOAT && wanted(e, out_v) &&
-        takes_extremes(e, out_v) && (op_gathers(e, i, &c, c.epi) & 1u << EXT_OUT))
-        stages |= 1u << EXT_OUT;
+        takes_extremes(e, out_v)) {
+        if (can == -1u) can = op_gathers(e, i, &c, c.epi);
+        stages |= can & 1u << EXT_OUT;
+    }
     /* The output of a Mul folded into this Conv, wanted as extremes (see
      * scale_foldable): gathered as the Conv packs its scaled input. */
     int sc_y = e->sc_on[i] && e->observe && wanted(e, n->in[0]) ? n->in[0] : -1;
     if (sc_y >= 0) {
-        if (op_gathers(e, i, &c, c.epi) & 1u << EXT_IN) stages |= 1u << EXT_IN;
+        if (can == -1u) can = op_gathers(e, i, &c, c.epi);
+        if (can & 1u << EXT_IN) stages |= 1u << EXT_IN;
         else if ((rc = observe_scaled(e, sc_y, &e->rt[e->sc_x[i]], &e->rt[e->sc_s[i]]))) return rc;
     }
     if (stages) {
@@ -1211,7 +1216,7 @@ static int run_node(executor *e, int i, qk_err *err)
             return qk_fail(err, QK_EINVAL, "%s node '%s': internal error: its kernel gathered none of the extremes "
                            "it was to gather for calibration", node_op_type(n), node_name(n));
         for (int k = 0; fuse && k < f->n_inter; k++) {
-            int v = f->inter[k], st = chain_stage(e, i, 1, v);
+            int v = f->inter[k], st = chain_stage(e, i, v);
             if (wanted(e, v) && st >= 0 && (rc = observe_stage(e, v, st, NULL))) return rc;
         }
         if ((stages & 1u << EXT_IN) && (rc = observe_stage(e, sc_y, EXT_IN, NULL))) return rc;

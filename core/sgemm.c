@@ -323,16 +323,6 @@ static void tile_c(int rows, const ptile *t)
 }
 
 #ifdef HAVE_X86
-/* Folds lanes m of x into (lo, hi): any but NaN (min(x, lo) is lo when x
- * is NaN), or with FINITE only finite ones. */
-__attribute__((target("avx512f"), always_inline))
-static inline void fold512(__m512 *lo, __m512 *hi, __m512 x, __mmask16 m, const int FINITE)
-{
-    if (FINITE) m = _mm512_mask_cmp_ps_mask(m, _mm512_abs_ps(x), _mm512_set1_ps(INFINITY), _CMP_LT_OQ);
-    *lo = _mm512_mask_min_ps(*lo, m, x, *lo);
-    *hi = _mm512_mask_max_ps(*hi, m, x, *hi);
-}
-
 /* AVX-512: R (<= 12) rows x 32 columns, accumulators in 24 registers.
  * EXT (a last K block): the stages 1 << EXT_* in EXT are also folded into
  * t->ext's lanes as the values leave the registers, where an observer
@@ -385,8 +375,8 @@ static inline void tile512(const int R, const unsigned EXT, const ptile *t)
     }
 #define EXT_FOLD(S, lo, hi, a, b, FINITE)                \
     if (EXT & 1u << (S)) {                               \
-        fold512(&lo, &hi, a, v0, FINITE);                \
-        fold512(&lo, &hi, b, v1, FINITE);                \
+        qk_fold512(&lo, &hi, a, v0, FINITE);             \
+        qk_fold512(&lo, &hi, b, v1, FINITE);             \
     }
     EXT_LOAD(EXT_OUT, o_lo, o_hi)
     EXT_LOAD(EXT_HEAD, h_lo, h_hi)

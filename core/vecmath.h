@@ -13,6 +13,7 @@
 #ifndef QK_CORE_VECMATH_H
 #define QK_CORE_VECMATH_H
 #include <immintrin.h>
+#include <math.h>
 
 #define QK_EXP_HI 88.3762626647949f
 #define QK_EXP_LO -87.3365447504f
@@ -69,6 +70,18 @@ __attribute__((target("avx2,fma"))) static inline __m256 qk_sigmoid256(__m256 x)
 {
     __m256 one = _mm256_set1_ps(1.0f);
     return _mm256_div_ps(one, _mm256_add_ps(one, qk_exp256(_mm256_sub_ps(_mm256_setzero_ps(), x))));
+}
+
+/* Calibration's extremes: folds lanes m of v into (lo, hi) -- only the
+ * finite ones with `finite`, else any but NaN (min(v, lo) is lo when v is
+ * NaN: the second operand wins).  Shared by every kernel that gathers
+ * them (sgemm.h's EXT_* stages). */
+__attribute__((target("avx512f"), always_inline)) static inline void qk_fold512(__m512 *lo, __m512 *hi, __m512 v,
+                                                                                __mmask16 m, const int finite)
+{
+    if (finite) m = _mm512_mask_cmp_ps_mask(m, _mm512_abs_ps(v), _mm512_set1_ps(INFINITY), _CMP_LT_OQ);
+    *lo = _mm512_mask_min_ps(*lo, m, v, *lo);
+    *hi = _mm512_mask_max_ps(*hi, m, v, *hi);
 }
 
 #endif

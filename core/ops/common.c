@@ -171,14 +171,9 @@ __attribute__((target("avx512f"))) static void finite_extremes_avx512(const floa
                                                                       float *hi)
 {
     __m512 l = _mm512_set1_ps(*lo), h = _mm512_set1_ps(*hi);
-    const __m512 inf = _mm512_set1_ps(INFINITY);
     for (int64_t i = 0; i < n; i += 16) {
         __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
-        __m512 v = _mm512_maskz_loadu_ps(m, x + i);
-        /* |v| < inf is false for NaN and infinities. */
-        m = _mm512_mask_cmp_ps_mask(m, _mm512_abs_ps(v), inf, _CMP_LT_OQ);
-        l = _mm512_mask_min_ps(l, m, v, l);
-        h = _mm512_mask_max_ps(h, m, v, h);
+        qk_fold512(&l, &h, _mm512_maskz_loadu_ps(m, x + i), m, 1);
     }
     *lo = _mm512_reduce_min_ps(l);
     *hi = _mm512_reduce_max_ps(h);

@@ -1005,14 +1005,6 @@ typedef struct dw_ext {
 } dw_ext;
 
 __attribute__((target("avx512f"), always_inline))
-static inline void dw_fold(__m512 *lo, __m512 *hi, __m512 v, __mmask16 m, const int finite)
-{
-    if (finite) m = _mm512_mask_cmp_ps_mask(m, _mm512_abs_ps(v), _mm512_set1_ps(INFINITY), _CMP_LT_OQ);
-    *lo = _mm512_mask_min_ps(*lo, m, v, *lo);
-    *hi = _mm512_mask_max_ps(*hi, m, v, *hi);
-}
-
-__attribute__((target("avx512f"), always_inline))
 static inline void dw_ext_load(dw_ext *e, unsigned stages, const float *lanes)
 {
     e->stages = lanes ? stages : 0;
@@ -1043,16 +1035,16 @@ __attribute__((target("avx512f"), always_inline))
 static inline void dw_finish(const int SILU, const int EXT, __m512 acc, __m512 vlo, __m512 vhi, float *y,
                              __mmask16 m, int full, dw_ext *e)
 {
-    if (EXT && (e->stages & 1u << EXT_HEAD)) dw_fold(&e->h_lo, &e->h_hi, acc, m, 1);
+    if (EXT && (e->stages & 1u << EXT_HEAD)) qk_fold512(&e->h_lo, &e->h_hi, acc, m, 1);
     __m512 v = _mm512_min_ps(vhi, _mm512_max_ps(vlo, acc));
     if (SILU) {
         __m512 g = qk_sigmoid512(v);
-        if (EXT && (e->stages & 1u << EXT_SIG)) dw_fold(&e->g_lo, &e->g_hi, g, m, 0);
+        if (EXT && (e->stages & 1u << EXT_SIG)) qk_fold512(&e->g_lo, &e->g_hi, g, m, 0);
         v = _mm512_mul_ps(v, g);
     }
     if (full) _mm512_storeu_ps(y, v);
     else _mm512_mask_storeu_ps(y, m, v);
-    if (EXT && (e->stages & 1u << EXT_OUT)) dw_fold(&e->o_lo, &e->o_hi, v, m, 0);
+    if (EXT && (e->stages & 1u << EXT_OUT)) qk_fold512(&e->o_lo, &e->o_hi, v, m, 0);
 }
 
 /* One block of DW_ROWS output rows x 16 columns whose taps all fall

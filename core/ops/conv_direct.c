@@ -128,16 +128,6 @@ static inline void transpose16(__m512 v[16])
     }
 }
 
-/* Folds lanes m of v into a stage's (lo, hi): with FINITE only finite
- * values, else any but NaN (min(v, lo) is lo when v is NaN). */
-__attribute__((target("avx512f"), always_inline))
-static inline void fold_stage(__m512 *lo, __m512 *hi, __m512 v, __mmask16 m, int finite)
-{
-    if (finite) m = _mm512_mask_cmp_ps_mask(m, _mm512_abs_ps(v), _mm512_set1_ps(INFINITY), _CMP_LT_OQ);
-    *lo = _mm512_mask_min_ps(*lo, m, v, *lo);
-    *hi = _mm512_mask_max_ps(*hi, m, v, *hi);
-}
-
 /* Transposes acc[0..15] (vector r: the 16 channels at position r) and
  * stores the first nc channel rows (lane r = position r < R) at y, channel
  * stride plane, after the residual, the clamp and SiLU -- folding the
@@ -162,20 +152,20 @@ static inline void store_rows(const int EXT, __m512 acc[16], int R, int64_t nc, 
         __m512 v = acc[c];
         int64_t off = c * plane;
         if (ep) {
-            if (st & 1u << EXT_HEAD) fold_stage(&lo[EXT_HEAD], &hi[EXT_HEAD], v, mask, 1);
+            if (st & 1u << EXT_HEAD) qk_fold512(&lo[EXT_HEAD], &hi[EXT_HEAD], v, mask, 1);
             if (res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, res + off));
-            if (st & 1u << EXT_SUM) fold_stage(&lo[EXT_SUM], &hi[EXT_SUM], v, mask, 1);
+            if (st & 1u << EXT_SUM) qk_fold512(&lo[EXT_SUM], &hi[EXT_SUM], v, mask, 1);
             /* max(lo, x) then min(hi, .): a NaN x passes, as in the other
              * Relu/Clip kernels. */
             if (ep->clamp) v = _mm512_min_ps(_mm512_set1_ps(ep->hi), _mm512_max_ps(_mm512_set1_ps(ep->lo), v));
             if (ep->silu) {
                 __m512 g = qk_sigmoid512(v);
-                if (st & 1u << EXT_SIG) fold_stage(&lo[EXT_SIG], &hi[EXT_SIG], g, mask, 0);
+                if (st & 1u << EXT_SIG) qk_fold512(&lo[EXT_SIG], &hi[EXT_SIG], g, mask, 0);
                 v = _mm512_mul_ps(v, g);
             }
         }
         _mm512_mask_storeu_ps(y + off, mask, v);
-        if (st & 1u << EXT_OUT) fold_stage(&lo[EXT_OUT], &hi[EXT_OUT], v, mask, 0);
+        if (st & 1u << EXT_OUT) qk_fold512(&lo[EXT_OUT], &hi[EXT_OUT], v, mask, 0);
     }
     for (int s = 0; s < EXT_STAGES; s++)
         if (st & 1u << s) {

@@ -902,6 +902,7 @@ void sgemm_pa_free(sgemm_pa *pa)
 int64_t sgemm_pa_rows(const sgemm_pa *pa) { return pa->M; }
 int64_t sgemm_pa_depth(const sgemm_pa *pa) { return pa->K; }
 int sgemm_pa_nr(const sgemm_pa *pa) { return pa->kn->nr; }
+int sgemm_pa_mr(const sgemm_pa *pa) { return pa->mr; }
 const char *sgemm_isa(void) { return get_kernel()->name; }
 
 /* ---------------------------------------------- extremes of what is written */
@@ -940,6 +941,7 @@ typedef struct pjob {
     const sgemm_epi *ep;
     int64_t ncb, n_jb;        /* columns per block, blocks */
     int64_t mrows, n_mb;      /* rows per task (multiple of mr), row tasks */
+    int64_t r0, r1;           /* the rows of A (and C) computed; r0 a multiple of mr */
 } pjob;
 
 /* EXT (compile time): calibration's variant, gathering extremes -- so
@@ -961,7 +963,7 @@ __attribute__((always_inline)) static inline void packed_loop(const int EXT, voi
     for (int64_t t = t0; t < t1; t++) {
         int64_t jb = t / j->n_mb, mb = t % j->n_mb;
         int64_t j0 = jb * j->ncb, nc = j->N - j0 < j->ncb ? j->N - j0 : j->ncb;
-        int64_t i0 = mb * j->mrows, i1 = i0 + j->mrows < A->M ? i0 + j->mrows : A->M;
+        int64_t i0 = j->r0 + mb * j->mrows, i1 = i0 + j->mrows < j->r1 ? i0 + j->mrows : j->r1;
         /* Without a pack buffer (out of memory) each sliver is packed on
          * the stack as it is used: slower, never wrong. */
         float sb[MAX_NR * 256] __attribute__((aligned(ALIGN)));
@@ -1023,10 +1025,10 @@ unsigned sgemm_ext_stages(const sgemm_pa *A)
     return A->kn->tile_ext ? (1u << EXT_STAGES) - 1 - (1u << EXT_IN) : 1u << EXT_OUT;
 }
 
-int sgemm_packed(const sgemm_pa *A, int64_t N, sgemm_pack_b_fn pack_b, void *arg, float *C,
-                 int64_t ldc, int64_t seg, int64_t seg_stride, const sgemm_epi *ep, threadpool *pool)
+static int packed_rows(const sgemm_pa *A, int64_t r0, int64_t r1, int64_t N, sgemm_pack_b_fn pack_b, void *arg,
+                       float *C, int64_t ldc, int64_t seg, int64_t seg_stride, const sgemm_epi *ep, threadpool *pool)
 {
-    if (N <= 0) return 0;
+    if (N <= 0 || r1 <= r0) return 0;
     const kernel *kn = A->kn;
     const int MR = A->mr, NR = kn->nr;
     if (seg <= 0 || seg >= N) {
@@ -1037,7 +1039,7 @@ int sgemm_packed(const sgemm_pa *A, int64_t N, sgemm_pack_b_fn pack_b, void *arg
     }
     int nt = tp_nthreads(pool);
     pjob j = {.A = A, .N = N, .pack_b = pack_b, .arg = arg, .C = C, .ldc = ldc, .seg = seg,
-              .seg_stride = seg_stride, .ep = ep};
+              .seg_stride = seg_stride, .ep = ep, .r0 = r0, .r1 = r1};
     /* Column blocks: the packed kc x ncb block of B stays in L2 (~256 KB);
      * narrower when that leaves too few blocks to keep the threads busy. */
     int64_t slivers = (N + NR - 1) / NR;
@@ -1053,20 +1055,33 @@ int sgemm_packed(const sgemm_pa *A, int64_t N, sgemm_pack_b_fn pack_b, void *arg
     j.n_jb = (N + j.ncb - 1) / j.ncb;
     /* Too few column blocks for the threads: split the rows as well (each
      * row task packs its own copy of the B block, cheap next to a GEMM). */
-    int64_t panels = A->Mp / MR;
+    int64_t panels = (r1 - r0 + MR - 1) / MR;
     j.n_mb = 1;
     if (nt > 1 && j.n_jb < 2 * (int64_t)nt) {
         j.n_mb = (2 * (int64_t)nt + j.n_jb - 1) / j.n_jb;
         if (j.n_mb > panels) j.n_mb = panels;
     }
     j.mrows = (panels + j.n_mb - 1) / j.n_mb * MR;
-    j.n_mb = (A->M + j.mrows - 1) / j.mrows;
+    j.n_mb = (r1 - r0 + j.mrows - 1) / j.mrows;
     int64_t tasks = j.n_jb * j.n_mb;
-    double flops = 2.0 * (double)A->M * (double)N * (double)A->K;
+    double flops = 2.0 * (double)(r1 - r0) * (double)N * (double)A->K;
     tp_fn task = ep && ep->ext ? packed_task_ext : packed_task;
     if (nt == 1 || tasks == 1 || flops < 2.0 * 64 * 64 * 64) task(&j, 0, tasks, 0);
     else tp_parallel_for(pool, tasks, 1, task, &j);
     return 0;
+}
+
+int sgemm_packed(const sgemm_pa *A, int64_t N, sgemm_pack_b_fn pack_b, void *arg, float *C,
+                 int64_t ldc, int64_t seg, int64_t seg_stride, const sgemm_epi *ep, threadpool *pool)
+{
+    return packed_rows(A, 0, A->M, N, pack_b, arg, C, ldc, seg, seg_stride, ep, pool);
+}
+
+int sgemm_packed_rows(const sgemm_pa *A, int64_t r0, int64_t r1, int64_t N, sgemm_pack_b_fn pack_b, void *arg,
+                      float *C, int64_t ldc, const sgemm_epi *ep, threadpool *pool)
+{
+    if (r0 < 0 || r0 % A->mr || r1 > A->M) return -1;
+    return packed_rows(A, r0, r1, N, pack_b, arg, C, ldc, 0, 0, ep, pool);
 }
 
 /* ----------------------------------------------------------- the blocked loop */

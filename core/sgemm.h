@@ -31,6 +31,8 @@ int64_t sgemm_pa_rows(const sgemm_pa *pa);    /* M */
 int64_t sgemm_pa_depth(const sgemm_pa *pa);   /* K */
 /* Columns per sliver of packed B the kernel reads (the callback's nr). */
 int sgemm_pa_nr(const sgemm_pa *pa);
+/* Rows per panel of packed A: where sgemm_packed_rows may start. */
+int sgemm_pa_mr(const sgemm_pa *pa);
 /* The kernel products use now: "c", "avx2" or "avx512" (QK_SGEMM_ISA and
  * the tests can narrow it; other kernels that share its vector width,
  * such as conv_direct.c's, follow it). */
@@ -93,5 +95,11 @@ unsigned sgemm_ext_stages(const sgemm_pa *A);
  * span three images) and nothing was written. */
 int sgemm_packed(const sgemm_pa *A, int64_t N, sgemm_pack_b_fn pack_b, void *arg, float *C,
                  int64_t ldc, int64_t seg, int64_t seg_stride, const sgemm_epi *ep, threadpool *pool);
+
+/* Rows [r0, r1) of sgemm_packed's C (plain matrix: seg = N): C points at
+ * row 0 as there, and rows outside the range are not written.  Returns 0,
+ * or -1 when r0 is not a multiple of sgemm_pa_mr or r1 > M. */
+int sgemm_packed_rows(const sgemm_pa *A, int64_t r0, int64_t r1, int64_t N, sgemm_pack_b_fn pack_b, void *arg,
+                      float *C, int64_t ldc, const sgemm_epi *ep, threadpool *pool);
 
 #endif

@@ -14,5 +14,6 @@ Suite *npy_suite(void);
 Suite *sgemm_suite(void);
 Suite *fast_paths_suite(void);
 Suite *conv_direct_suite(void);
+Suite *conv_winograd_suite(void);
 
 #endif

@@ -18,7 +18,7 @@
 #include "ops/conv_direct.h"
 
 /* Internal to conv.c: 0 no prepared state, 1 the im2col engine, 2
- * conv_direct.c. */
+ * conv_direct.c, 3 conv_winograd.c. */
 int conv_state_path(const void *state);
 
 #include "rng.h"
@@ -209,10 +209,11 @@ typedef struct conv_case {
 } conv_case;
 
 /* Runs Conv on `node` (attributes set from cc) with prepared state from
- * QK_CONV_DIRECT=`direct` ("": the default routing; NULL: the plain path) and epilogue epi into
- * y (allocated); returns the path prepare chose. */
-static int run_conv(const ir_node *node, const xt *const *in, xt *y, const op_epilogue *epi, threadpool *tp,
-                    const char *direct)
+ * QK_CONV_DIRECT=`direct` ("": the default routing; NULL: the plain path),
+ * QK_CONV_WINOGRAD=`wino` while it prepares and runs (NULL: unset), and
+ * epilogue epi into y (allocated); returns the path prepare chose. */
+static int run_conv_env(const ir_node *node, const xt *const *in, xt *y, const op_epilogue *epi, threadpool *tp,
+                        const char *direct, const char *wino)
 {
     const op_def *d = op_lookup("Conv");
     const op_prep *prep = op_prep_lookup("Conv");
@@ -222,6 +223,7 @@ static int run_conv(const ir_node *node, const xt *const *in, xt *y, const op_ep
     ck_assert_msg(d->infer(&c) == QK_OK, "%s", err.msg);
     y->data = malloc((size_t)xt_nbytes(y));
     void *state = NULL;
+    if (wino) setenv("QK_CONV_WINOGRAD", wino, 1);
     if (direct) {
         setenv("QK_CONV_DIRECT", direct, 1);
         ck_assert_msg(prep->prepare(&c, &state) == QK_OK, "%s", err.msg);
@@ -230,9 +232,16 @@ static int run_conv(const ir_node *node, const xt *const *in, xt *y, const op_ep
     c.state = state;
     c.epi = epi;
     ck_assert_msg(d->run(&c) == QK_OK, "%s", err.msg);
+    unsetenv("QK_CONV_WINOGRAD");
     int path = conv_state_path(state);
     if (state) prep->release(state);
     return path;
+}
+
+static int run_conv(const ir_node *node, const xt *const *in, xt *y, const op_epilogue *epi, threadpool *tp,
+                    const char *direct)
+{
+    return run_conv_env(node, in, y, epi, tp, direct, NULL);
 }
 
 /* Every geometry conv.c hands the kernel differently: unpadded (X read in
@@ -324,17 +333,28 @@ START_TEST(test_conv_op_direct_matches_other_paths)
                 ck_assert_int_eq(run_conv(node, in, &yr, ep, tp, ""), (!pw1 && cc->c >= 32) ? 2 : 1);
                 free(yr.data);
             }
+            /* 2-D 3x3 stride-1 undilated convs may go Winograd (forced here
+             * at any size; conv.c's own thresholds are a speed choice). */
+            int wino = !one_d && cc->kh == 3 && cc->kw == 3 && cc->sh == 1 && cc->sw == 1 && cc->dh == 1 &&
+                       cc->dw == 1;
+            xt yw = {.dtype = DT_FLOAT};
+            ck_assert_int_eq(run_conv_env(node, in, &yw, ep, e & 1 ? tp : NULL, "", "1"),
+                             wino ? 3 : (!pw1 && cc->c >= 32) ? 2 : 1);
             int64_t ny = xt_numel(&yp);
             ck_assert_int_eq(xt_numel(&yd), ny);
-            double md = 0, me = 0, mag = 0;
+            ck_assert_int_eq(xt_numel(&yw), ny);
+            double md = 0, me = 0, mw = 0, mag = 0;
             for (int64_t i = 0; i < ny; i++) {
                 double r = ((float *)yp.data)[i];
                 md = fmax(md, fabs(((float *)yd.data)[i] - r));
                 me = fmax(me, fabs(((float *)ye.data)[i] - r));
+                mw = fmax(mw, fabs(((float *)yw.data)[i] - r));
                 mag = fmax(mag, fabs(r));
             }
-            ck_assert_msg(md <= 1e-5 * (mag + 1) && me <= 1e-5 * (mag + 1),
-                          "case %zu epilogue %d: max diff direct %g engine %g (max |y| %g)", ci, e, md, me, mag);
+            ck_assert_msg(md <= 1e-5 * (mag + 1) && me <= 1e-5 * (mag + 1) && mw <= 1e-5 * (mag + 1),
+                          "case %zu epilogue %d: max diff direct %g engine %g winograd %g (max |y| %g)", ci, e, md,
+                          me, mw, mag);
+            free(yw.data);
             free(yp.data);
             free(ye.data);
             free(yd.data);

@@ -14,6 +14,7 @@ int main(void)
     srunner_add_suite(sr, sgemm_suite());
     srunner_add_suite(sr, fast_paths_suite());
     srunner_add_suite(sr, conv_direct_suite());
+    srunner_add_suite(sr, conv_winograd_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

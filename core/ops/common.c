@@ -197,7 +197,7 @@ void vec_finite_extremes(const float *x, int64_t n, float *lo, float *hi)
 
 /* ---------------------------------------------------------- scratch memory */
 
-#define SCRATCH_SLOTS 4
+#define SCRATCH_SLOTS 5
 
 typedef struct scratch {
     void *p[SCRATCH_SLOTS];

@@ -27,7 +27,9 @@
  * Convs whose weights exec_new packed (conv_prepare) take the packed-weight
  * engine below instead, or, on AVX-512 for group-1 convs with >= 32 input
  * channels other than 1x1 stride-1 ones, conv_direct.c's kernel (weights
- * as the vector operand, inputs broadcast in place; see conv_implicit).
+ * as the vector operand, inputs broadcast in place; see conv_implicit) --
+ * or, for 3x3 stride-1 ones with >= 64 channels in and out over enough
+ * output tiles, conv_winograd.c's F(2x2, 3x3) (see winograd_fits).
  *
  * ConvTranspose is the adjoint: col = W_g^T [M/g*k, C/g] times X_g
  * [C/g, in], then col2im scatters and adds col into the output. */
@@ -36,6 +38,7 @@
 #include <string.h>
 #include "ops.h"
 #include "conv_direct.h"
+#include "conv_winograd.h"
 #include "../sgemm.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -1467,6 +1470,7 @@ typedef struct conv_state {
     int64_t m, k;
     sgemm_pa *pa;               /* for conv_engine, or NULL */
     convd_w *dw;                /* for conv_implicit (conv_direct.c), or NULL */
+    convw_w *wg;                /* for conv_winograd (conv_winograd.c), or NULL */
 } conv_state;
 
 /* Input channels per group from which conv_direct.c's kernel is used, and
@@ -1500,6 +1504,31 @@ static int implicit_wanted(op_ctx *c, const xt *w)
     return 0;
 }
 
+/* Whether a Conv with weights W [m, cg, 3, 3] also gets the Winograd
+ * transform of its weights (conv_winograd.c): 3x3, stride 1, dilation 1,
+ * on AVX-512 (following the sgemm kernel, like implicit_wanted), with
+ * enough channels on both sides that the 16 products are real GEMMs
+ * (SqueezeNet's expand convs, 16-48 input channels, ran 5% slower).
+ * conv_run still chooses per run (winograd_fits).  QK_CONV_WINOGRAD=0
+ * turns it off (comparisons, benchmarks); =1 also takes it from
+ * WINOGRAD_FORCED_MIN_C channels (tests, with small convs). */
+#define WINOGRAD_MIN_C 64
+#define WINOGRAD_FORCED_MIN_C 1
+static int winograd_wanted(op_ctx *c, const xt *w)
+{
+    const char *env = getenv("QK_CONV_WINOGRAD");
+    if (env && !strcmp(env, "0")) return 0;
+    int64_t min_c = env && !strcmp(env, "1") ? WINOGRAD_FORCED_MIN_C : WINOGRAD_MIN_C;
+    if (strcmp(sgemm_isa(), "avx512") || op_isa_level() < 2 || w->rank != 4) return 0;
+    if (w->dims[2] != 3 || w->dims[3] != 3 || w->dims[0] < min_c || w->dims[1] < min_c) return 0;
+    const int64_t *v;
+    int n = node_attr_ints(c->node, "strides", &v);
+    if (n >= 0 && (n != 2 || v[0] != 1 || v[1] != 1)) return 0;
+    n = node_attr_ints(c->node, "dilations", &v);
+    if (n >= 0 && (n != 2 || v[0] != 1 || v[1] != 1)) return 0;
+    return 1;
+}
+
 int conv_prepare(op_ctx *c, void **state)
 {
     *state = NULL;
@@ -1512,6 +1541,7 @@ int conv_prepare(op_ctx *c, void **state)
     if (m <= 0 || k <= 0 || w->dims[1] == 1) return QK_OK;
     conv_state *st = calloc(1, sizeof *st);
     if (st && implicit_wanted(c, w)) st->dw = convd_pack(w->data, m, k);
+    if (st && winograd_wanted(c, w)) st->wg = convw_pack(w->data, m, w->dims[1]);
     if (!st || (!st->dw && !(st->pa = sgemm_pack_a(w->data, k, m, k)))) {
         free(st);
         return op_fail(c, QK_ENOMEM, "out of memory packing the weights (%lld x %lld)", (long long)m,
@@ -1525,12 +1555,13 @@ int conv_prepare(op_ctx *c, void **state)
 }
 
 /* Which path a prepared state takes: 0 none (NULL), 1 the im2col engine,
- * 2 conv_direct.c.  For the tests, which must know the path they compare. */
+ * 2 conv_direct.c, 3 Winograd where it fits (winograd_fits; else 2 or 1).
+ * For the tests, which must know the path they compare. */
 int conv_state_path(const void *state) __attribute__((visibility("hidden")));
 int conv_state_path(const void *state)
 {
     const conv_state *st = state;
-    return !st ? 0 : st->dw ? 2 : 1;
+    return !st ? 0 : st->wg ? 3 : st->dw ? 2 : 1;
 }
 
 void conv_release(void *state)
@@ -1538,6 +1569,7 @@ void conv_release(void *state)
     conv_state *st = state;
     sgemm_pa_free(st->pa);
     convd_free(st->dw);
+    convw_free(st->wg);
     free(st);
 }
 
@@ -1871,6 +1903,43 @@ static int conv_implicit(op_ctx *c, const conv_geom *g, const conv_state *st, co
     return QK_OK;
 }
 
+/* Output tiles (2x2, over the batch) from which conv_winograd runs: with
+ * fewer, its transformed weights (16/9 of the direct kernel's) are read
+ * for too little work.  ResNet18's 7x7 layer (16 tiles an image) at batch
+ * 1 on 2 threads took 1.2-1.5 ms there against 0.94-1.0 ms direct. */
+#define WINOGRAD_MIN_TILES 64
+
+/* Whether conv_winograd runs this conv: a 2-D 3x3 stride-1 undilated
+ * conv whose weights were transformed for it, over enough tiles (any
+ * number with QK_CONV_WINOGRAD=1, for the tests). */
+static int winograd_fits(const conv_geom *g, const conv_state *st)
+{
+    if (!st->wg || g->rank != 2 || g->group != 1 || convw_channels(st->wg) != g->c || convw_rows(st->wg) != g->m)
+        return 0;
+    for (int a = 1; a < SP; a++)
+        if (g->k[a] != 3 || g->str[a] != 1 || g->dil[a] != 1) return 0;
+    const char *env = getenv("QK_CONV_WINOGRAD");
+    int64_t tiles = g->n * ((g->out[1] + 1) / 2) * ((g->out[2] + 1) / 2);
+    return tiles >= WINOGRAD_MIN_TILES || (env && !strcmp(env, "1"));
+}
+
+/* Conv through conv_winograd.c; QK_UNKNOWN when it does not apply. */
+static int conv_winograd(op_ctx *c, const conv_geom *g, const conv_state *st, const float *x, const float *bias,
+                         float *y)
+{
+    convw_args a = {.x = x, .n = g->n, .h = g->in[1], .w = g->in[2], .oh = g->out[1], .ow = g->out[2],
+                    .pt = g->pb[1], .pl = g->pb[2], .y = y};
+    sgemm_epi ep = engine_epi(c, bias);
+    ep.ext = c->ext;
+    ep.ext_stages = c->ext_stages;
+    a.ep = &ep;
+    int rc = convw_run(st->wg, &a, c->pool);
+    if (rc == -2) return op_fail(c, QK_ENOMEM, "out of memory for the Winograd tiles");
+    if (rc) return QK_UNKNOWN;
+    c->ext_gathered = c->ext != NULL;
+    return QK_OK;
+}
+
 /* Runs the engine; QK_UNKNOWN when it does not apply (the caller takes
  * another path), else QK_OK or an error. */
 static int conv_engine(op_ctx *c, const conv_geom *g, const conv_state *st, const float *x,
@@ -1986,7 +2055,8 @@ static int conv_run(op_ctx *c)
         const float *bias = c->n_in > 2 && c->in[2] ? c->in[2]->data : NULL;
         /* The direct kernel cannot scale its input rows: a folded
          * excitation scale goes through a scaled copy (below). */
-        if (st->dw) rc = scale ? QK_UNKNOWN : conv_implicit(c, &g, st, c->in[0]->data, bias, yt->data);
+        if (!scale && winograd_fits(&g, st)) rc = conv_winograd(c, &g, st, c->in[0]->data, bias, yt->data);
+        else if (st->dw) rc = scale ? QK_UNKNOWN : conv_implicit(c, &g, st, c->in[0]->data, bias, yt->data);
         else rc = conv_engine(c, &g, st, c->in[0]->data, bias, yt->data, scale);
         if (rc != QK_UNKNOWN) return rc;
     }
@@ -2013,7 +2083,9 @@ unsigned conv_ext_stages(op_ctx *c)
     const float *scale = c->in_scale ? c->in_scale->data : NULL;
     int gemv = g.n == 1 && g.out_sz == 1 && g.in_sz == 1 && g.k_sz == 1 && !scale;
     if (st && !gemv && st->w == c->in[1]->data && g.group == 1 && st->m == g.m && st->k == g.cg * g.k_sz) {
-        /* conv_direct.c's kernel folds as it stores, like the engine's tile. */
+        /* conv_winograd.c's and conv_direct.c's kernels fold as they
+         * store, like the engine's tile. */
+        if (!scale && winograd_fits(&g, st)) return (1u << EXT_STAGES) - 1 - (1u << EXT_IN);
         if (st->dw) return scale ? 0 : (1u << EXT_STAGES) - 1 - (1u << EXT_IN);
         if (g.n > 1 && g.out_sz < sgemm_pa_nr(st->pa)) return 0;   /* the plain paths */
         int pointwise = 1;

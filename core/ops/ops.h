@@ -42,7 +42,7 @@ void vec_silu(const float *x, float *y, int64_t n);
 void vec_finite_extremes(const float *x, int64_t n, float *lo, float *hi);
 
 /* A buffer of at least `bytes` (64-byte aligned) owned by the calling
- * thread and kept for its next call with the same slot (0..3), so kernels
+ * thread and kept for its next call with the same slot (0..4), so kernels
  * need no malloc per run; NULL when out of memory.  Valid until the same
  * thread asks for that slot again.  Kernels take slots from the executor's
  * thread only, and hand slices to pool tasks. */

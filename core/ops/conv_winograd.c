@@ -363,9 +363,12 @@ static void wino_task(void *arg, int64_t t0, int64_t t1, int tid)
 }
 #endif
 
-/* V and M of a block together in about this many bytes: they then stay in
- * the L2 of the thread that made them. */
-#define BLOCK_BYTES (4096 * 1024)
+/* V and M of a block together in about this many bytes (up to MAX_BLOCK
+ * tiles).  More than L2 holds: the 16 GEMMs are short (K = C) and need
+ * wide blocks to run near peak -- with 512 KiB ResNet18 (batch 8, one
+ * thread) ran 58 img/s, with 2-4 MiB 69-71; 2 MiB was no slower than 4 on
+ * two threads, where the two threads' blocks share L3. */
+#define BLOCK_BYTES (2048 * 1024)
 
 int convw_run(const convw_w *w, const convw_args *a, threadpool *pool)
 {

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "conv_direct.h"
+#include "epilogue512.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -148,25 +149,8 @@ static inline void store_rows(const int EXT, __m512 acc[16], int R, int64_t nc, 
             lo[s] = _mm512_loadu_ps(ep->ext + s * EXT_STAGE_FLOATS);
             hi[s] = _mm512_loadu_ps(ep->ext + s * EXT_STAGE_FLOATS + EXT_LANES);
         }
-    for (int c = 0; c < nc; c++) {
-        __m512 v = acc[c];
-        int64_t off = c * plane;
-        if (ep) {
-            if (st & 1u << EXT_HEAD) qk_fold512(&lo[EXT_HEAD], &hi[EXT_HEAD], v, mask, 1);
-            if (res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, res + off));
-            if (st & 1u << EXT_SUM) qk_fold512(&lo[EXT_SUM], &hi[EXT_SUM], v, mask, 1);
-            /* max(lo, x) then min(hi, .): a NaN x passes, as in the other
-             * Relu/Clip kernels. */
-            if (ep->clamp) v = _mm512_min_ps(_mm512_set1_ps(ep->hi), _mm512_max_ps(_mm512_set1_ps(ep->lo), v));
-            if (ep->silu) {
-                __m512 g = qk_sigmoid512(v);
-                if (st & 1u << EXT_SIG) qk_fold512(&lo[EXT_SIG], &hi[EXT_SIG], g, mask, 0);
-                v = _mm512_mul_ps(v, g);
-            }
-        }
-        _mm512_mask_storeu_ps(y + off, mask, v);
-        if (st & 1u << EXT_OUT) qk_fold512(&lo[EXT_OUT], &hi[EXT_OUT], v, mask, 0);
-    }
+    for (int c = 0; c < nc; c++)
+        epi_store512(acc[c], mask, y + c * plane, res ? res + c * plane : NULL, ep, st, lo, hi);
     for (int s = 0; s < EXT_STAGES; s++)
         if (st & 1u << s) {
             _mm512_storeu_ps(ep->ext + s * EXT_STAGE_FLOATS, lo[s]);

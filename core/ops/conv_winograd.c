@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "conv_winograd.h"
+#include "epilogue512.h"
 #include "ops.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -245,31 +246,6 @@ __attribute__((target("avx512f"))) static void input_tiles(const wjob *j, const 
     }
 }
 
-/* One output row's values v (interleaved already) with the epilogue from
- * the residual on, stored under mask; the extremes of SUM, SIG and OUT
- * folded into lo/hi as sgemm.h describes (stages st). */
-__attribute__((target("avx512f"), always_inline)) static inline void store_out(__m512 v, __mmask16 m, float *y,
-                                                                               const float *res,
-                                                                               const sgemm_epi *ep,
-                                                                               unsigned st, __m512 *lo,
-                                                                               __m512 *hi)
-{
-    if (ep) {
-        if (res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, res));
-        if (st & 1u << EXT_SUM) qk_fold512(&lo[EXT_SUM], &hi[EXT_SUM], v, m, 1);
-        /* max(lo, x) then min(hi, .): a NaN x passes, as in the other
-         * Relu/Clip kernels. */
-        if (ep->clamp) v = _mm512_min_ps(_mm512_set1_ps(ep->hi), _mm512_max_ps(_mm512_set1_ps(ep->lo), v));
-        if (ep->silu) {
-            __m512 g = qk_sigmoid512(v);
-            if (st & 1u << EXT_SIG) qk_fold512(&lo[EXT_SIG], &hi[EXT_SIG], g, m, 0);
-            v = _mm512_mul_ps(v, g);
-        }
-    }
-    _mm512_mask_storeu_ps(y, m, v);
-    if (st & 1u << EXT_OUT) qk_fold512(&lo[EXT_OUT], &hi[EXT_OUT], v, m, 0);
-}
-
 /* y = A^T M A + bias, then the epilogue, for the tiles of the runs
  * s[0..ns) and output channels [m0, m1), channel by channel (each channel's output rows written in
  * order).  A^T = [1 1 1 0; 0 1 -1 -1].  ext: this thread's lanes for the
@@ -317,9 +293,8 @@ __attribute__((target("avx512f"))) static void output_tiles(const wjob *j, const
             for (int r = 0; r < 1 + s->two_rows; r++)
                 for (int h = 0; h < 2; h++) {
                     __mmask16 m = h ? s->c1 : s->c0;
-                    __m512 x = v[2 * r + h];
-                    if (st & 1u << EXT_HEAD) qk_fold512(&lo[EXT_HEAD], &hi[EXT_HEAD], x, m, 1);
-                    store_out(x, m, y + r * OW + 16 * h, res ? res + r * OW + 16 * h : NULL, ep, st, lo, hi);
+                    epi_store512(v[2 * r + h], m, y + r * OW + 16 * h, res ? res + r * OW + 16 * h : NULL, ep, st,
+                                 lo, hi);
                 }
         }
     }
